@@ -53,11 +53,28 @@ struct ebb_idle {
 	bool used;
 };
 
-/* A free stack (with a guard page below it). */
+/* An event stack (with a guard page below it); the header sits at its
+ * top. */
 struct ebb_stack {
-	struct ebb_stack *next;
-	void *base;		/* mmap base, guard page included */
+	struct ebb_stack *next;		/* free list */
+	struct ebb_stack *all_next;	/* every stack of the core */
+	void *base;			/* mmap base, guard page included */
 	size_t len;
+};
+
+/* struct ebb_event_context.state */
+enum {
+	EBB_CTX_NONE = 0,
+	EBB_CTX_SAVED,		/* blocked: may be activated */
+	EBB_CTX_ACTIVATED,	/* resume queued on its core */
+	EBB_CTX_EARLY,		/* activated before it was saved */
+};
+
+/* struct ebb_core.halted */
+enum {
+	EBB_RUNNING = 0,
+	EBB_HALTED,		/* blocked or about to block */
+	EBB_HALTED_RUNG,	/* and its doorbell has been written */
 };
 
 enum ebb_core_state {
@@ -96,12 +113,12 @@ struct ebb_core {
 	bool timerfd_in_ring;
 	uint64_t nofd_timeout_us;	/* growing halt timeout, fd-less vectors */
 	/* blocking events */
-	void *stack_top;		/* stack of the running loop */
-	void *stack_cur;		/* struct ebb_stack_hdr of it or NULL */
-	void *stack_to_free;		/* released after a switch */
+	struct ebb_stack *stack_cur;	/* stack the loop runs on now */
+	struct ebb_stack *stack_to_free; /* released after a switch */
 	struct ebb_stack *stack_free;
+	struct ebb_stack *stack_all;
 	unsigned stacks_made;
-	void *loop_sp;			/* thread stack saved at loop start */
+	void *thread_sp;		/* thread's own stack, for the exit */
 	bool in_event;
 	pthread_t thread;
 	struct ebb_core_stats st;	/* written by owner, read by anyone */
@@ -115,7 +132,8 @@ struct ebb_core {
 } __rte_cache_aligned;
 
 struct ebb_node {
-	bool inited;
+	bool inited;		/* EAL is up (once per process) */
+	bool finished;		/* ebb_fini() ran */
 	bool started;
 	unsigned node_id;
 	unsigned ncores;
@@ -137,6 +155,14 @@ static inline struct ebb_core *ebb_core_get(unsigned id)
 
 /* Core start-up and tear-down hooks of each part, called on the core
  * thread before its loop starts / after it ends. */
+int ebb_event_core_init(struct ebb_core *c);
+void ebb_event_core_fini(struct ebb_core *c);
+/* Run the loop of the calling core until it is stopped. */
+int ebb_event_core_run(struct ebb_core *c);
+/* Save the running event on @c's stack @s (reserved by the caller so that
+ * nothing can fail once the context is published). */
+int __ebb_event_save_context(struct ebb_event_context *ctx,
+			     struct ebb_stack *s);
 int ebb_timer_core_init(struct ebb_core *c);
 void ebb_timer_core_fini(struct ebb_core *c);
 int ebb_trans_core_init(struct ebb_core *c);

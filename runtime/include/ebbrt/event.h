@@ -81,15 +81,20 @@ int ebb_idle_remove(int handle);
 /*
  * Blocking events.
  *
+ * A context must start zeroed (or be reused after it resumed). It may be
+ * handed to the thread that will activate it before it is saved.
+ *
  * ebb_event_save_context() suspends the running event: its registers and
  * stack are kept in @ctx and the core goes on with its loop on a fresh
- * stack. It returns (0) once someone calls ebb_event_activate_context(@ctx).
+ * stack from its pool. It returns 0 once someone has called
+ * ebb_event_activate_context(@ctx) -- at once if that happened already.
  * Returns -EPERM when not called from an event on an ebbrt core, -ENOMEM
- * when no stack is left.
+ * when no stack is left (nothing was saved).
  *
  * ebb_event_activate_context() resumes @ctx as an execute-once event on the
- * core it was saved on. Call on: any thread. Returns 0 or the errors of
- * ebb_spawn_remote(); -EINVAL when @ctx is not saved or already activated.
+ * core it was saved on. Call on: any thread. Returns 0, -EINVAL when @ctx
+ * is already activated and not yet resumed (or NULL), -ESHUTDOWN when its
+ * core has stopped.
  */
 struct ebb_event_context {
 	void *sp;		/* saved stack pointer (callee-saved regs on it) */
