@@ -170,6 +170,13 @@ void ebb_trans_core_fini(struct ebb_core *c);
 int ebb_gp_core_init(struct ebb_core *c);
 void ebb_stack_core_fini(struct ebb_core *c);
 
+/* The all-NULL table of threads that are not cores (trans.c). */
+extern void *ebb_trans_null[EBB_ID_MAX];
+
+/* Clear @id from every core's translation table (the id is being
+ * reused). */
+void ebb_trans_forget(ebb_id_t id);
+
 /* Node-wide set-up of each part, called by ebb_init()/ebb_fini(). */
 int ebb_idmap_init(void);
 void ebb_idmap_fini(void);

@@ -14,7 +14,6 @@
 #define EBB_ID_GLOBAL_CHUNK 4096u
 
 /* In trans.c; belongs in defs.h. */
-void ebb_trans_forget(ebb_id_t id);
 
 /*
  * One range of ids. hint is a lower bound of the lowest free id of the

@@ -343,8 +343,6 @@ static void core_halt(struct ebb_core *c)
 	unsigned v, head, seen = 0;
 	int rc;
 
-	if (ebb_node.rcu != NULL)
-		rte_rcu_qsbr_thread_offline(ebb_node.rcu, c->id);
 	/* Pairs with the fence in ebb_spawn_remote(). */
 	atomic_store_explicit(&c->halted, EBB_HALTED, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
@@ -394,9 +392,15 @@ static void core_halt(struct ebb_core *c)
 		c->nofd_timeout_us = RTE_MIN(us * 2, EBB_NOFD_TIMEOUT_MAX_US);
 	}
 	STAT_ADD(c, halts, 1);
+	/* Offline only while blocked: a grace period must not wait for a
+	 * sleeping core, and pending() above still ran as a reader. */
+	if (ebb_node.rcu != NULL)
+		rte_rcu_qsbr_thread_offline(ebb_node.rcu, c->id);
 	/* -EINTR (a signal, e.g. net_tap's) and -ETIME just end the halt. */
 	rc = io_uring_submit_and_wait_timeout(&c->ring, &cqe, 1, tsp, NULL);
 	(void)rc;
+	if (ebb_node.rcu != NULL)
+		rte_rcu_qsbr_thread_online(ebb_node.rcu, c->id);
 	STAT_ADD(c, wakes, 1);
 
 	io_uring_for_each_cqe(&c->ring, head, cqe) {
@@ -424,8 +428,6 @@ out:
 	for (v = 0; v < c->nvec; v++)
 		if (armed[v] && c->vec[v].ops.disarm != NULL)
 			c->vec[v].ops.disarm(c->vec[v].arg);
-	if (ebb_node.rcu != NULL)
-		rte_rcu_qsbr_thread_online(ebb_node.rcu, c->id);
 }
 
 static void loop_run(struct ebb_core *c)
@@ -437,7 +439,8 @@ static void loop_run(struct ebb_core *c)
 			c->nofd_timeout_us = EBB_NOFD_TIMEOUT_MIN_US;
 			continue;
 		}
-		if (++c->idle_spins >= c->spin_limit) {
+		if (++c->idle_spins >=
+		    __atomic_load_n(&c->spin_limit, __ATOMIC_RELAXED)) {
 			core_halt(c);
 			c->idle_spins = 0;
 		}
@@ -625,6 +628,18 @@ int ebb_core_stats(unsigned core, struct ebb_core_stats *out)
 	out->wakes = __atomic_load_n(&c->st.wakes, __ATOMIC_RELAXED);
 	out->doorbells = atomic_load_explicit(&c->doorbells,
 					      memory_order_relaxed);
+	return 0;
+}
+
+int ebb_core_set_spin(unsigned core, unsigned spin)
+{
+	struct ebb_core *c = ebb_core_get(core);
+
+	if (c == NULL)
+		return -ENODEV;
+	/* Read by the owner every idle iteration; a relaxed store is
+	 * enough, the new value applies from its next idle spin. */
+	__atomic_store_n(&c->spin_limit, spin ? spin : 1, __ATOMIC_RELAXED);
 	return 0;
 }
 

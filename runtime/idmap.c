@@ -175,7 +175,7 @@ void *ebb_idmap_get(ebb_id_t id, const struct ebb_type *type)
 	/* A core has a translation table exactly while it is a registered
 	 * reader; it runs code only while online (event.c goes offline
 	 * inside the halt only). */
-	bool reader = ebb_trans_tbl != NULL;
+	bool reader = ebb_trans_tbl != ebb_trans_null;
 
 	if (!id_ok(id) || idmap == NULL) {
 		errno = id_ok(id) ? ENOENT : EINVAL;
@@ -219,7 +219,7 @@ int ebb_idmap_remove(ebb_id_t id)
 
 int ebb_rcu_synchronize(void)
 {
-	if (ebb_self != NULL || ebb_trans_tbl != NULL)
+	if (ebb_self != NULL || ebb_trans_tbl != ebb_trans_null)
 		return -EDEADLK;
 	if (ebb_node.rcu == NULL)
 		return 0;

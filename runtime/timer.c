@@ -90,6 +90,7 @@ __ebb_cold int ebb_timer_core_init(struct ebb_core *c)
 		return -EINVAL;
 	c->tick_shift = ebb_node.tick_shift;
 	ebb_wheel_init(&c->wheel, now_tick());
+	c->wheel.shift = ebb_node.tick_shift;	/* deadlines are TSC cycles */
 	cache_update(c);
 	vec = ebb_vector_add(&ops, c);
 	if (vec < 0) {
@@ -161,9 +162,12 @@ int ebb_timer_start(struct ebb_timer *t, uint64_t delay_ns,
 	/* Rounded up: the tick containing the deadline starts before it,
 	 * and firing there would be up to one tick early. */
 	t->expiry = tick_ceil(due);
-	/* Whole ticks, rounded up too: never early, at most a fraction of
-	 * a tick per period late. */
-	t->period = period_ns ? tick_ceil(cycles_of_ns(period_ns)) : 0;
+	/* Periods run on exact TSC deadlines (the wheel rounds each one up
+	 * to its tick), so the rounding never adds up to drift. */
+	t->deadline = due;
+	t->period = period_ns ? cycles_of_ns(period_ns) : 0;
+	if (t->period == 0 && period_ns)
+		t->period = 1;
 	t->core = c->id;
 	/* A pending timer is moved, not added twice. */
 	ebb_wheel_add(&c->wheel, t);

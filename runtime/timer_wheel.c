@@ -295,7 +295,12 @@ static unsigned run_tick(struct ebb_timer_wheel *w, uint64_t tick)
 		if (t->period) {
 			uint64_t e;
 
-			if (__builtin_add_overflow(t->expiry, t->period, &e))
+			if (__builtin_add_overflow(t->deadline, t->period,
+						   &t->deadline))
+				t->deadline = UINT64_MAX;
+			e = (t->deadline >> w->shift) +
+			    ((t->deadline & ((1ull << w->shift) - 1)) != 0);
+			if (e >= EBB_WHEEL_NEVER)
 				e = EBB_WHEEL_NEVER - 1;
 			t->expiry = e;
 			w->count++;

@@ -32,13 +32,18 @@ struct ebb_timer_wheel {
 	uint64_t bitmap[EBB_WHEEL_LEVELS];
 	struct ebb_timer *slot[EBB_WHEEL_LEVELS][EBB_WHEEL_SLOTS];
 	unsigned count;				/* pending timers */
+	/* A tick is 2^shift units of t->deadline and t->period (0 unless
+	 * set after init): periodic timers advance their exact deadline and
+	 * round only the tick, so rounding never accumulates. */
+	unsigned shift;
 };
 
 /* Empty wheel whose first unprocessed tick is @now. */
 void ebb_wheel_init(struct ebb_timer_wheel *w, uint64_t now);
 
-/* Insert @t, whose t->expiry is set; an expiry before base fires at the
- * next advance. Sets t->state to PENDING. */
+/* Insert @t, whose t->expiry (and, if periodic, t->deadline) is set; an
+ * expiry before base fires at the next advance. Sets t->state to
+ * PENDING. */
 void ebb_wheel_add(struct ebb_timer_wheel *w, struct ebb_timer *t);
 
 /* Unlink pending @t; sets t->state to IDLE. */
@@ -50,7 +55,8 @@ uint64_t ebb_wheel_next(const struct ebb_timer_wheel *w);
 
 /* Run every timer with expiry <= @now in expiry order; base becomes
  * @now + 1. A handler may add, re-add or delete timers, itself included.
- * A periodic timer is re-added at expiry + period before its handler runs.
+ * A periodic timer is re-added at the tick of deadline + period before its
+ * handler runs.
  * Returns the number of handlers run. */
 unsigned ebb_wheel_advance(struct ebb_timer_wheel *w, uint64_t now);
 

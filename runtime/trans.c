@@ -10,7 +10,13 @@
 
 #include "defs.h"
 
-__thread void **ebb_trans_tbl __attribute__((tls_model("initial-exec")));
+/* Threads that are not cores (and cores before their set-up) point at an
+ * all-NULL table, so the accessor's hit path needs no NULL check of the
+ * table itself: a lookup there simply misses. Never written; .bss, so its
+ * pages are the shared zero page. */
+void *ebb_trans_null[EBB_ID_MAX];
+__thread void **ebb_trans_tbl
+	__attribute__((tls_model("initial-exec"))) = ebb_trans_null;
 
 #define TRANS_TBL_BYTES ((size_t)EBB_ID_MAX * sizeof(void *))
 
@@ -36,7 +42,6 @@ static __thread struct trans_fault *trans_faults
 
 /* Clears @id in every core's table so that a reused id faults afresh.
  * Used by ebb_id_free() (ebballoc.c); belongs in defs.h. */
-void ebb_trans_forget(ebb_id_t id);
 
 __ebb_cold int ebb_trans_core_init(struct ebb_core *c)
 {
@@ -45,7 +50,7 @@ __ebb_cold int ebb_trans_core_init(struct ebb_core *c)
 
 	if (c == NULL || c->id >= EBB_MAX_CORES || ebb_node.rcu == NULL)
 		return -EINVAL;
-	if (ebb_trans_tbl != NULL)
+	if (ebb_trans_tbl != ebb_trans_null)
 		return -EALREADY;
 	/* 8 MiB of address space; pages are backed on first write, so a
 	 * core pays only for the id ranges it uses. Reads of untouched
@@ -77,9 +82,9 @@ __ebb_cold void ebb_trans_core_fini(struct ebb_core *c)
 	void **tbl = ebb_trans_tbl;
 
 	/* Also called when a sibling hook failed before ours ran. */
-	if (tbl == NULL)
+	if (tbl == ebb_trans_null)
 		return;
-	ebb_trans_tbl = NULL;
+	ebb_trans_tbl = ebb_trans_null;
 	trans_faults = NULL;
 	rte_spinlock_lock(&trans_lock);
 	trans_tbls[c->id] = NULL;
@@ -101,7 +106,7 @@ void *__ebb_miss(ebb_id_t id, const struct ebb_type *type)
 	void *root, *rep;
 	int err;
 
-	if (tbl == NULL) {
+	if (tbl == ebb_trans_null) {
 		errno = EPERM;
 		return NULL;
 	}
@@ -144,7 +149,7 @@ void *__ebb_miss(ebb_id_t id, const struct ebb_type *type)
 	/* Reloaded: the table outlives a handler that blocked only while
 	 * the core runs. */
 	tbl = ebb_trans_tbl;
-	if (tbl != NULL)
+	if (tbl != ebb_trans_null)
 		__atomic_store_n(&tbl[id], rep, __ATOMIC_RELAXED);
 	return rep;
 }
@@ -153,7 +158,7 @@ int ebb_rep_cache(ebb_id_t id, void *rep)
 {
 	void **tbl = ebb_trans_tbl;
 
-	if (tbl == NULL)
+	if (tbl == ebb_trans_null)
 		return -EPERM;
 	if (!id_ok(id))
 		return -EINVAL;

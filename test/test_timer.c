@@ -179,6 +179,7 @@ static struct ebb_timer per_t;
 static uint64_t per_start_ns;
 static uint64_t per_fired_ns[NPER];
 static uint64_t per_expiry[NPER];
+static uint64_t per_deadline[NPER];
 static int per_state[NPER];
 static int per_cancel_rc, per_start_rc;
 static atomic_uint per_n;
@@ -191,6 +192,7 @@ static void per_fn(struct ebb_timer *t, void *arg)
 	if (n < NPER) {
 		per_fired_ns[n] = ebb_time_ns();
 		per_expiry[n] = t->expiry;
+		per_deadline[n] = t->deadline;
 		per_state[n] = t->state;
 	}
 	if (n + 1 == NPER)
@@ -216,7 +218,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static void periodic_run(const char *cpus, unsigned core, unsigned spin)
 {
-	uint64_t period = 1 * MS, tick_ns, pticks;
+	uint64_t period = 1 * MS, tick_ns, pticks, pcycles;
 	int64_t late[NPER], tail[10];
 	unsigned n;
 
@@ -237,24 +239,32 @@ static void periodic_run(const char *cpus, unsigned core, unsigned spin)
 		     per_cancel_rc);
 	cr_assert(!ebb_timer_pending(&per_t));
 
-	/* The wheel's arithmetic: every expiry is the previous plus one
-	 * fixed period of whole ticks, at least the period asked for. */
+	/* The wheel's arithmetic: every deadline is the previous plus one
+	 * exact period in TSC cycles, and each expiry is its deadline
+	 * rounded up to a tick -- rounding never accumulates. */
 	tick_ns = (1000000000ull << ebb_node.tick_shift) / ebb_node.tsc_hz;
-	pticks = per_expiry[1] - per_expiry[0];
-	cr_assert_geq((double)pticks * (double)(1ull << ebb_node.tick_shift) *
-			      1e9 / (double)ebb_node.tsc_hz,
-		      (double)period, "period of %" PRIu64 " ticks < 1 ms",
-		      pticks);
+	pcycles = per_deadline[1] - per_deadline[0];
+	pticks = pcycles >> ebb_node.tick_shift;
+	cr_assert_geq((double)pcycles * 1e9 / (double)ebb_node.tsc_hz,
+		      (double)period - 1.0, "period of %" PRIu64 " cycles < 1 ms",
+		      pcycles);
 	cr_assert_leq(pticks * tick_ns, period + 2 * tick_ns + 2,
 		      "period of %" PRIu64 " ticks (%" PRIu64 " ns each)",
 		      pticks, tick_ns);
 	for (n = 0; n < NPER; n++) {
+		uint64_t d = per_deadline[n];
+		uint64_t mask = (1ull << ebb_node.tick_shift) - 1;
+
 		cr_assert_eq(per_state[n], EBB_TIMER_PENDING,
 			     "firing %u: not re-armed before the handler", n);
-		cr_assert_eq(per_expiry[n] - per_expiry[0], n * pticks,
-			     "firing %u: expiry %" PRIu64 ", first %" PRIu64
-			     ", period %" PRIu64 " ticks: drift",
-			     n, per_expiry[n], per_expiry[0], pticks);
+		cr_assert_eq(d - per_deadline[0], n * pcycles,
+			     "firing %u: deadline %" PRIu64 ", first %" PRIu64
+			     ", period %" PRIu64 " cycles: drift",
+			     n, d, per_deadline[0], pcycles);
+		cr_assert_eq(per_expiry[n],
+			     (d >> ebb_node.tick_shift) + ((d & mask) != 0),
+			     "firing %u: expiry %" PRIu64 " is not the tick of "
+			     "deadline %" PRIu64, n, per_expiry[n], d);
 	}
 	/* Wall clock: never early, never far late, and the lateness does
 	 * not build up (the last firings are as late as typical ones). */

@@ -85,6 +85,7 @@ static void tt_init(struct tt *x, unsigned id, ebb_timer_fn fn)
 static void tt_add(struct tt *x, uint64_t expiry)
 {
 	x->t.expiry = expiry;
+	x->t.deadline = expiry;	/* shift 0: deadlines are ticks */
 	x->due = expiry < wheel.base ? wheel.base : expiry;
 	ebb_wheel_add(&wheel, &x->t);
 	CHECK(x->t.state == EBB_TIMER_PENDING, "timer %u: state %#x after add",

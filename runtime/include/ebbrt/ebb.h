@@ -60,7 +60,9 @@ struct ebb_type {
 
 /*
  * Translation table: per core (per thread), indexed by id. NULL entries
- * miss. Private to the accessor macro below.
+ * miss. Threads that are not cores see an all-NULL table, so every lookup
+ * there misses (and the miss fails with EPERM). Private to the accessor
+ * macro below.
  */
 extern __thread void **ebb_trans_tbl
 	__attribute__((tls_model("initial-exec")));
@@ -69,7 +71,9 @@ extern __thread void **ebb_trans_tbl
  * Slow path of a lookup: find the root in the LocalIdMap, check its type,
  * call type->fault() and cache the rep. Returns the rep, or NULL with
  * errno ENOENT (no such Ebb), EINVAL (other type or bad id), EPERM (not on
- * an ebbrt core) or the fault handler's errno.
+ * an ebbrt core), EDEADLK (the fault handler of @id looked up @id itself)
+ * or the fault handler's errno (ENOMEM if it set none). A fault handler
+ * that blocks must not use its root after blocking.
  */
 void *__ebb_miss(ebb_id_t id, const struct ebb_type *type);
 
@@ -82,18 +86,15 @@ void *__ebb_miss(ebb_id_t id, const struct ebb_type *type);
 #define EBB_DEFINE_ACCESSOR(name, rep_type, type_ptr)                       \
 	static inline rep_type *name##_rep(ebb_id_t id)                     \
 	{                                                                   \
-		void **tbl = ebb_trans_tbl;                                 \
-		void *r;                                                    \
-		if (likely(tbl != NULL)) {                                  \
-			r = tbl[id];                                        \
-			if (likely(r != NULL))                              \
-				return (rep_type *)r;                       \
-		}                                                           \
+		void *r = ebb_trans_tbl[id];                                \
+		if (likely(r != NULL))                                      \
+			return (rep_type *)r;                               \
 		return (rep_type *)__ebb_miss(id, (type_ptr));              \
 	}
 
-/* Cache @rep as core @core's rep of @id without a fault. Call on @core.
- * Returns 0, -EINVAL or -EPERM. */
+/* Cache @rep as the calling core's rep of @id without a fault; NULL drops
+ * the cached rep (the next use faults). Returns 0, -EINVAL (bad id) or
+ * -EPERM (not on a core). */
 int ebb_rep_cache(ebb_id_t id, void *rep);
 
 /*
@@ -102,7 +103,7 @@ int ebb_rep_cache(ebb_id_t id, void *rep);
  * state.
  *
  * ebb_idmap_set(): bind @id to @root of @type. Returns 0, -EEXIST,
- *   -EINVAL, -ENOSPC or -ENOMEM. Any thread.
+ *   -EINVAL (bad id, NULL type or root), -ENOSPC or -ENOMEM. Any thread.
  * ebb_idmap_get(): the root bound to @id, or NULL (errno ENOENT). When
  *   @type is not NULL it is checked (errno EINVAL on mismatch). Any thread.
  * ebb_idmap_remove(): unbind @id; reps already cached stay valid, the
@@ -125,9 +126,10 @@ int ebb_rcu_synchronize(void);
  * ebb_id_alloc_global(): an id from this node's global range (given by the
  *   frontend; standalone nodes get a default range), unique in the
  *   cluster. 0 with errno ENOSPC when used up.
- * ebb_id_free(): give back an id. Returns 0 or -EINVAL.
- * ebb_id_set_global_range(): used by the frontend hand-over. Returns 0 or
- *   -EINVAL.
+ * ebb_id_free(): give back an id; its cached reps are dropped on every
+ *   core so a reused id never finds the old Ebb. Returns 0 or -EINVAL.
+ * ebb_id_set_global_range(): [lo, hi), used by the frontend hand-over.
+ *   Returns 0 or -EINVAL.
  */
 ebb_id_t ebb_id_alloc(void);
 ebb_id_t ebb_id_alloc_global(void);

@@ -119,8 +119,15 @@ struct ebb_core_stats {
 /* Copy core @core's counters into @out. Returns 0 or -ENODEV. */
 int ebb_core_stats(unsigned core, struct ebb_core_stats *out);
 
-/* True when the calling core has published that it is halting. */
+/* True when core @core has published that it is halting. Any thread. */
 bool ebb_core_halted(unsigned core);
+
+/*
+ * Set how many idle iterations core @core spins before it halts (0 or 1:
+ * halt at the first idle iteration, as hosted mode does). Takes effect
+ * from its next idle iteration. Any thread. Returns 0 or -ENODEV.
+ */
+int ebb_core_set_spin(unsigned core, unsigned spin);
 
 #ifdef __cplusplus
 }

@@ -20,7 +20,8 @@ typedef void (*ebb_timer_fn)(struct ebb_timer *t, void *arg);
 struct ebb_timer {
 	struct ebb_timer *next, *prev;	/* slot list */
 	uint64_t expiry;		/* tick it fires at */
-	uint64_t period;		/* ticks; 0 for one-shot */
+	uint64_t deadline;		/* exact due time (wheel units) */
+	uint64_t period;		/* wheel units; 0 for one-shot */
 	ebb_timer_fn fn;
 	void *arg;
 	unsigned core;			/* core it is pending on */
