@@ -18,4 +18,6 @@ flags=$(pkg-config --cflags --libs ebbrt)
 echo "pkg-config --cflags --libs ebbrt: $flags"
 cc -std=gnu11 -Wall -Wextra -Werror -o "$dest/hello" "$src" $flags
 libdir=$(dirname "$(find "$dest" -name 'libebbrt.so' | head -n 1)")
-LD_LIBRARY_PATH=$libdir "$dest/hello" 0-1
+# A sanitizer build of the library needs its runtime loaded first.
+preload=$(ldd "$libdir/libebbrt.so" | awk '/libasan|libubsan/ { print $3 }' | paste -sd: -)
+LD_PRELOAD=$preload LD_LIBRARY_PATH=$libdir "$dest/hello" 0-1
