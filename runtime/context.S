@@ -4,11 +4,9 @@
 
 	.text
 
-/* void ebb_ctx_switch(void **save_sp, void *new_sp) */
-	.globl	ebb_ctx_switch
-	.type	ebb_ctx_switch, @function
-ebb_ctx_switch:
-	.cfi_startproc
+/* Push the callee-saved registers and the FP control words, then store
+ * rsp in *rdi. ebb_ctx_switch's restore path pops them in reverse. */
+.macro SAVE_TO_RDI
 	pushq	%rbp
 	pushq	%rbx
 	pushq	%r12
@@ -19,6 +17,14 @@ ebb_ctx_switch:
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
 	movq	%rsp, (%rdi)
+.endm
+
+/* void ebb_ctx_switch(void **save_sp, void *new_sp) */
+	.globl	ebb_ctx_switch
+	.type	ebb_ctx_switch, @function
+ebb_ctx_switch:
+	.cfi_startproc
+	SAVE_TO_RDI
 	movq	%rsi, %rsp
 .Lrestore:
 	ldmxcsr	(%rsp)
@@ -42,16 +48,7 @@ ebb_ctx_switch:
 	.type	ebb_ctx_start, @function
 ebb_ctx_start:
 	.cfi_startproc
-	pushq	%rbp
-	pushq	%rbx
-	pushq	%r12
-	pushq	%r13
-	pushq	%r14
-	pushq	%r15
-	subq	$8, %rsp
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
-	movq	%rsp, (%rdi)
+	SAVE_TO_RDI
 	movq	%rsi, %rsp
 	xorl	%ebp, %ebp	/* end of the frame chain for debuggers */
 	movq	%rcx, %rdi
