@@ -557,6 +557,13 @@ int ebb_event_activate_context(struct ebb_event_context *ctx)
 			return -EINVAL;
 		}
 	}
+	/* Same core: straight onto the local queue, no inbox round. */
+	if (ebb_self != NULL && ctx->core == ebb_self->id) {
+		rc = ebb_spawn_local(resume_event, ctx);
+		if (rc != 0)
+			atomic_store((_Atomic int *)&ctx->state, EBB_CTX_SAVED);
+		return rc;
+	}
 	rc = ebb_spawn_remote(ctx->core, resume_event, ctx);
 	/* The core's inbox is full: wait for room rather than lose the
 	 * resume (the context would be stuck forever). */

@@ -24,7 +24,7 @@ struct ebb_config {
 	 * process may run on (up to EBB_MAX_CORES). Core i runs on the i-th
 	 * CPU of the list. Env EBBRT_CPUS overrides. */
 	const char *cpus;
-	/* Idle iterations before a core halts; 0 means the default (256).
+	/* Idle iterations before a core halts; 0 means the default (2048).
 	 * Env EBBRT_SPIN overrides. */
 	unsigned spin_before_halt;
 	/* Hosted mode: never spin, halt as soon as an iteration is idle. */
