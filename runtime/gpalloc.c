@@ -1,128 +1,272 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* GpAllocator: jemalloc with one arena per core whose extents are carved
- * from DPDK hugepage memory on the core's NUMA node. */
+/* GpAllocator: jemalloc with one arena per core, each core thread bound to
+ * its arena, whose extents come from 2 MiB hugepages we map ourselves on
+ * the core's NUMA node. */
 #include <errno.h>
+#include <numaif.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/types.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <jemalloc/jemalloc.h>
 #include <rte_common.h>
-#include <rte_lcore.h>
-#include <rte_log.h>
-#include <rte_malloc.h>
-#include <rte_memory.h>
-#include <rte_spinlock.h>
 
 #include <ebbrt/mem.h>
 
 #include "defs.h"
 
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB (21 << MAP_HUGE_SHIFT)
+#endif
+
+#define GP_PAGE 4096u
+#define GP_HUGE (2u << 20)
+/* An arena maps chunks of hugepages and carves extents out of them. The
+ * first chunk holds jemalloc's first metadata block and first extent
+ * (2 MiB each); chunks then double up to GP_CHUNK_MAX, so an idle arena
+ * holds little of the machine's hugepage pool. */
+#define GP_CHUNK_MIN (4u << 20)
+#define GP_CHUNK_MAX (32u << 20)
+/* Mappings one arena can make (chunks and large requests): 32 GiB and
+ * more once chunks have grown. */
+#define GP_MAX_SPANS 1024
+/* NUMA nodes mbind() can name here. */
+#define GP_MAX_NUMA 1024
+
 /*
- * Extent hooks. jemalloc asks for extents (2 MiB and up, growing
- * geometrically) and then splits, merges, purges and tries to give them
- * back. Each extent we hand out is one rte_malloc block, and a block can
- * only be returned to DPDK whole, so:
- * - alloc: rte_malloc on the arena's socket; hugepages are always
- *   committed.
- * - split, merge: bookkeeping only (jemalloc's), so they succeed. Two
- *   blocks are never adjacent (DPDK's element header and our tail record
- *   sit between them), so a merge only ever rejoins pieces of one block.
- * - dalloc, decommit, purge_lazy, purge_forced: opted out (NULL). A piece
- *   cannot go back to DPDK, and purging a hugetlb page would hand it back
- *   to the kernel behind DPDK's back (and the next touch may SIGBUS).
- *   jemalloc then keeps the extents as "retained" and reuses them; it
- *   knows they are not zeroed and zeroes itself when asked to.
+ * Why the arenas never go away: once a core thread is bound to its arena,
+ * every malloc() on it lands there, libc's (stdio buffers, the thread's
+ * locale, ...) and DPDK's included, and those objects are freed whenever
+ * their owner pleases, at process exit at the latest. So arenas and
+ * their mappings live until the process exits; ebb_fini() leaves them.
+ * DPDK never saw these mappings, so rte_eal_cleanup() cannot unmap them.
+ *
+ * Extent hooks:
+ * - alloc: carve from the arena's current chunk, or map a new one;
+ *   requests larger than a chunk get their own mapping. Memory is never
+ *   handed out twice, so it is always zeroed and committed.
+ * - split: bookkeeping only (jemalloc's), so it succeeds.
+ * - merge: bookkeeping only, but refused unless both extents are
+ *   contiguous inside one mapping, so no extent ever spans two.
+ * - dalloc, decommit, purge_lazy, purge_forced: opted out (NULL).
+ *   jemalloc then keeps the extents "retained" and reuses them, zeroing
+ *   itself when asked for zeroed memory. Purging would give hugetlb pages
+ *   back to the pool, and touching them again could find none (SIGBUS).
  * - commit: never needed, nothing is ever decommitted.
- * - destroy: nothing per extent; ebb_gp_fini() frees whole blocks after
- *   the arena is destroyed.
+ * - destroy: never called, arenas are never destroyed.
  */
 
-/* Appended to every block so fini can find the blocks again, whatever
- * jemalloc did to the extents inside them. */
-struct gp_block {
-	struct gp_block *next;
-	void *base;
+/* One mapping of an arena: [base, end). */
+struct gp_span {
+	uintptr_t base, end;
 };
 
 /* One arena and the hooks it was created with (jemalloc keeps a pointer
  * to the hooks, so they live here for the arena's lifetime). */
 struct gp_arena {
 	extent_hooks_t hooks;	/* the hooks find their arena by it */
-	int socket;
 	unsigned ind;
+	int numa;		/* -1: no placement */
 	bool created;
-	unsigned tcache;	/* cores: explicit tcache of the core thread */
-	bool has_tcache;
-	rte_spinlock_t lock;	/* blocks; the shared arena allocates from
-				 * many threads */
-	struct gp_block *blocks;
+	/* Hooks run on any thread that allocates or frees in the arena. */
+	pthread_mutex_t lock;
+	uintptr_t cur, end;	/* rest of the current chunk */
+	size_t next_chunk;
+	unsigned nspans;
+	struct gp_span span[GP_MAX_SPANS];	/* sorted by base */
 } __rte_cache_aligned;
 
 static struct gp_arena gp_core[EBB_MAX_CORES];
 static struct gp_arena gp_shared;
 
 /* mallocx flags of threads that are not cores: the shared arena, and no
- * tcache, so no thread outside the cores ever caches pointers into arenas
- * that ebb_gp_fini() destroys. 0 (jemalloc's own arenas) outside
- * ebb_gp_init()..ebb_gp_fini(). Written by the main thread in init/fini,
- * read by any thread: release/acquire so a reader that sees an arena index
- * also sees the arena created. */
-static _Atomic int gp_other_flags;
+ * tcache, whose bins would mix the shared arena's objects into the
+ * thread's plain malloc(). Only MALLOCX_TCACHE_NONE before ebb_gp_init().
+ * Written once by the main thread in init, read by any thread:
+ * release/acquire so a reader that sees the arena index also sees the
+ * arena created. */
+static _Atomic int gp_other_flags = MALLOCX_TCACHE_NONE;
+
+/* Whether the calling thread is a core bound to its arena: then plain
+ * malloc()/free() serve it from its arena, on jemalloc's fast path. */
+static __thread bool gp_bound __attribute__((tls_model("initial-exec")));
+/* The same in release builds, for the inline calls of mem.h; debug builds
+ * leave it clear so that every call comes to the checks below. */
+__thread bool ebb_gp_fast __attribute__((tls_model("initial-exec")));
+
+/* One fallback warning per process. */
+static atomic_flag gp_warned = ATOMIC_FLAG_INIT;
+
+static __ebb_cold void gp_warn_fallback(void)
+{
+	static const char msg[] =
+		"ebbrt: out of 2 MiB hugepages, GpAllocator falls back to "
+		"4 KiB pages; reserve more with scripts/setup.sh\n";
+
+	/* Relaxed: the flag only picks the one thread that prints. */
+	if (atomic_flag_test_and_set_explicit(&gp_warned,
+					      memory_order_relaxed))
+		return;
+	/* write(), not stdio: this runs inside jemalloc, whose locks a
+	 * thread holding the stderr lock may be waiting for. */
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		return;
+}
+
+/* @len bytes at an address aligned to @align (a power of two), in pages
+ * of @unit bytes (@len and @align multiples of it); NULL on failure. */
+static void *gp_mmap_aligned(size_t len, size_t align, size_t unit,
+			     int flags)
+{
+	size_t extra = align > unit ? align - unit : 0;
+	uintptr_t raw, p;
+	void *m;
+
+	if (len > SIZE_MAX - extra)
+		return NULL;
+	m = mmap(NULL, len + extra, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
+	if (m == MAP_FAILED)
+		return NULL;
+	raw = (uintptr_t)m;
+	p = RTE_ALIGN_CEIL(raw, (uintptr_t)align);
+	if (p > raw)
+		munmap(m, p - raw);
+	if (raw + extra > p)
+		munmap((void *)(p + len), raw + extra - p);
+	return (void *)p;
+}
+
+/* Prefer NUMA node @numa for [@p, @p + @len). Preferred, not bound: with
+ * MPOL_BIND a hugetlb fault on a node without free hugepages is SIGBUS. */
+static void gp_place(void *p, size_t len, int numa)
+{
+	unsigned long mask[GP_MAX_NUMA / (8 * sizeof(unsigned long))];
+
+	if (numa < 0 || numa >= GP_MAX_NUMA)
+		return;
+	memset(mask, 0, sizeof(mask));
+	mask[(unsigned)numa / (8 * sizeof(long))] =
+		1ul << ((unsigned)numa % (8 * sizeof(long)));
+	/* Best effort: without NUMA support the memory works anyway. */
+	(void)mbind(p, len, MPOL_PREFERRED, mask, GP_MAX_NUMA + 1, 0);
+}
 
 /*
- * mallocx/dallocx flags of the calling core: its arena and its own
- * explicit tcache; 0 on other threads. The core thread itself is not
- * bound to the arena (thread.arena): then every malloc() on it, libc's
- * stdio buffers and DPDK's included, would land in hugepage memory that
- * ebb_gp_fini() destroys while those objects still live. And the
- * automatic tcache is not used because its bins are shared with plain
- * malloc(), which would hand ebb_malloc() memory from jemalloc's own
- * arenas.
+ * A fresh mapping of @len bytes (a multiple of 2 MiB) aligned to @align
+ * (at least 2 MiB) for an arena on @numa: hugepages, faulted in now so
+ * that running out shows here (a hugetlb fault that finds no page is
+ * SIGBUS) and not on some core's data path later; 4 KiB pages when no
+ * hugepages are left. NULL when neither can be had.
  */
-static __thread int gp_alloc_flags __attribute__((tls_model("initial-exec")));
-static __thread int gp_free_flags __attribute__((tls_model("initial-exec")));
+static void *gp_map(size_t len, size_t align, int numa)
+{
+	void *p;
 
-/* Largest step by which an arena grows its reservation: hugepages are one
- * pool shared by every core, so a core must not reserve far ahead of its
- * use; larger requests still get what they need. */
-#define GP_GROW_LIMIT (32u << 20)
+	p = gp_mmap_aligned(len, align, GP_HUGE, MAP_HUGETLB | MAP_HUGE_2MB);
+	if (p != NULL) {
+		gp_place(p, len, numa);
+		/* EINVAL: a kernel before 5.14, pages come on first touch. */
+		if (madvise(p, len, MADV_POPULATE_WRITE) == 0 ||
+		    errno == EINVAL)
+			return p;
+		munmap(p, len);
+	}
+	p = gp_mmap_aligned(len, align, GP_PAGE, 0);
+	if (p == NULL)
+		return NULL;
+	gp_place(p, len, numa);
+	gp_warn_fallback();
+	return p;
+}
+
+/* Index of the span of @a containing @addr, or -1. Lock held. */
+static int gp_span_find(const struct gp_arena *a, uintptr_t addr)
+{
+	unsigned lo = 0, hi = a->nspans;
+
+	/* The last span whose base is <= addr. */
+	while (lo < hi) {
+		unsigned mid = lo + (hi - lo) / 2;
+
+		if (a->span[mid].base <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0 || addr >= a->span[lo - 1].end)
+		return -1;
+	return (int)lo - 1;
+}
+
+/* Map @len bytes aligned to @align for @a and record the span; 0 on
+ * failure. Lock held. */
+static uintptr_t gp_span_map(struct gp_arena *a, size_t len, size_t align)
+{
+	uintptr_t p;
+	unsigned i;
+
+	if (a->nspans == GP_MAX_SPANS)
+		return 0;
+	p = (uintptr_t)gp_map(len, align, a->numa);
+	if (p == 0)
+		return 0;
+	for (i = a->nspans; i > 0 && a->span[i - 1].base > p; i--)
+		a->span[i] = a->span[i - 1];
+	a->span[i].base = p;
+	a->span[i].end = p + len;
+	a->nspans++;
+	return p;
+}
 
 static void *gp_extent_alloc(extent_hooks_t *hooks, void *new_addr,
 			     size_t size, size_t alignment, bool *zero,
 			     bool *commit, unsigned arena_ind)
 {
 	struct gp_arena *a = container_of(hooks, struct gp_arena, hooks);
-	struct gp_block *b;
+	uintptr_t p = 0;
 	size_t len;
-	void *p;
 
 	RTE_SET_USED(arena_ind);
-	/* DPDK picks the address; an extent cannot be placed where jemalloc
-	 * wants to grow a large allocation in place. */
-	if (new_addr != NULL)
+	/* We pick the addresses; with opt.retain (Linux's default) jemalloc
+	 * never asks for one. */
+	if (new_addr != NULL || size == 0 || size > SIZE_MAX - GP_HUGE)
 		return NULL;
-	if (size > SIZE_MAX - sizeof(*b))
+	pthread_mutex_lock(&a->lock);
+	if (a->cur != 0) {
+		p = RTE_ALIGN_CEIL(a->cur, (uintptr_t)alignment);
+		if (p < a->cur || p > a->end || a->end - p < size)
+			p = 0;
+		else
+			a->cur = p + size;
+	}
+	if (p == 0 && (size > a->next_chunk || alignment > GP_HUGE)) {
+		/* A mapping of its own; the current chunk stays. */
+		len = RTE_ALIGN_CEIL(size, (size_t)GP_HUGE);
+		p = gp_span_map(a, len, RTE_MAX(alignment, (size_t)GP_HUGE));
+	} else if (p == 0) {
+		/* A new chunk (its 2 MiB alignment covers @alignment); the
+		 * rest of the old one is left unused. */
+		len = a->next_chunk;
+		p = gp_span_map(a, len, GP_HUGE);
+		if (p != 0) {
+			a->cur = p + size;
+			a->end = p + len;
+			a->next_chunk = RTE_MIN(2 * len, (size_t)GP_CHUNK_MAX);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (p == 0)
 		return NULL;
-	len = size + sizeof(*b);
-	if (*zero)
-		p = rte_zmalloc_socket(NULL, len, alignment, a->socket);
-	else
-		p = rte_malloc_socket(NULL, len, alignment, a->socket);
-	if (p == NULL)
-		return NULL;
-	/* size is a multiple of the page size, so the record is aligned. */
-	b = RTE_PTR_ADD(p, size);
-	b->base = p;
-	rte_spinlock_lock(&a->lock);
-	b->next = a->blocks;
-	a->blocks = b;
-	rte_spinlock_unlock(&a->lock);
+	/* Fresh from mmap and never handed out before. */
+	*zero = true;
 	*commit = true;
-	return p;
+	return (void *)p;
 }
 
 static bool gp_extent_split(extent_hooks_t *hooks, void *addr, size_t size,
@@ -139,34 +283,31 @@ static bool gp_extent_split(extent_hooks_t *hooks, void *addr, size_t size,
 	return false;
 }
 
+/* true refuses: jemalloc then keeps the two extents apart. */
 static bool gp_extent_merge(extent_hooks_t *hooks, void *addr_a,
 			    size_t size_a, void *addr_b, size_t size_b,
 			    bool committed, unsigned arena_ind)
 {
-	RTE_SET_USED(hooks);
-	RTE_SET_USED(addr_a);
-	RTE_SET_USED(size_a);
-	RTE_SET_USED(addr_b);
-	RTE_SET_USED(size_b);
-	RTE_SET_USED(committed);
-	RTE_SET_USED(arena_ind);
-	return false;
-}
+	struct gp_arena *a = container_of(hooks, struct gp_arena, hooks);
+	uintptr_t lo = (uintptr_t)addr_a;
+	int s;
+	bool refuse;
 
-static void gp_extent_destroy(extent_hooks_t *hooks, void *addr, size_t size,
-			      bool committed, unsigned arena_ind)
-{
-	RTE_SET_USED(hooks);
-	RTE_SET_USED(addr);
-	RTE_SET_USED(size);
 	RTE_SET_USED(committed);
 	RTE_SET_USED(arena_ind);
+	if (lo + size_a != (uintptr_t)addr_b)
+		return true;
+	pthread_mutex_lock(&a->lock);
+	s = gp_span_find(a, lo);
+	refuse = s < 0 || (uintptr_t)addr_b + size_b > a->span[s].end;
+	pthread_mutex_unlock(&a->lock);
+	return refuse;
 }
 
 static const extent_hooks_t gp_hooks = {
 	.alloc = gp_extent_alloc,
 	.dalloc = NULL,
-	.destroy = gp_extent_destroy,
+	.destroy = NULL,
 	.commit = NULL,
 	.decommit = NULL,
 	.purge_lazy = NULL,
@@ -174,22 +315,6 @@ static const extent_hooks_t gp_hooks = {
 	.split = gp_extent_split,
 	.merge = gp_extent_merge,
 };
-
-/* A DPDK socket for NUMA node @numa: the node itself if DPDK has memory
- * there, otherwise any. */
-static int gp_socket_of(int numa)
-{
-	unsigned i;
-
-	if (numa < 0)
-		return SOCKET_ID_ANY;
-	for (i = 0; i < rte_socket_count(); i++)
-		if (rte_socket_id_by_idx(i) == numa)
-			return numa;
-	RTE_LOG(WARNING, USER1,
-		"ebbrt gp: no DPDK memory on NUMA node %d, using any\n", numa);
-	return SOCKET_ID_ANY;
-}
 
 static int gp_arena_ctl(unsigned ind, const char *what, void *val,
 			size_t len)
@@ -200,20 +325,27 @@ static int gp_arena_ctl(unsigned ind, const char *what, void *val,
 	return -mallctl(name, NULL, NULL, val, len);
 }
 
+/* Create @a's arena, its memory preferably on NUMA node @numa (-1: any).
+ * Main thread in ebb_gp_init(), or the core itself. */
 static __ebb_cold int gp_arena_create(struct gp_arena *a, int numa)
 {
 	extent_hooks_t *hooks = &a->hooks;
 	size_t len = sizeof(a->ind);
-	/* Kept hugepage memory costs the kernel nothing and purging cannot
-	 * release it (the hooks opt out), so decay would be pure overhead. */
+	/* Purging cannot give memory back (the hooks opt out), so decay
+	 * would be pure overhead. */
 	ssize_t never = -1;
-	size_t grow = GP_GROW_LIMIT;
+	/* Hugepages are one pool shared by every core: an arena must not
+	 * reserve far ahead of its use. */
+	size_t grow = GP_CHUNK_MAX;
 	int rc;
 
 	a->hooks = gp_hooks;
-	a->socket = gp_socket_of(numa);
-	a->blocks = NULL;
-	rte_spinlock_init(&a->lock);
+	a->numa = numa;
+	a->cur = a->end = 0;
+	a->next_chunk = GP_CHUNK_MIN;
+	a->nspans = 0;
+	pthread_mutex_init(&a->lock, NULL);
+	/* Runs the alloc hook for jemalloc's metadata. */
 	rc = -mallctl("arenas.create", &a->ind, &len, &hooks, sizeof(hooks));
 	if (rc)
 		goto fail;
@@ -222,43 +354,21 @@ static __ebb_cold int gp_arena_create(struct gp_arena *a, int numa)
 	if (!rc)
 		rc = gp_arena_ctl(a->ind, "muzzy_decay_ms", &never,
 				  sizeof(never));
+	/* ENOENT: jemalloc runs without opt.retain and asks for no more
+	 * than it needs. */
 	if (!rc)
 		rc = gp_arena_ctl(a->ind, "retain_grow_limit", &grow,
 				  sizeof(grow));
+	if (rc == -ENOENT)
+		rc = 0;
 	if (rc)
 		goto fail;
 	return 0;
 fail:
-	RTE_LOG(ERR, USER1, "ebbrt gp: arena for node %d: %s\n", numa,
+	/* A created arena stays: nothing can destroy it safely. */
+	fprintf(stderr, "ebbrt gp: arena for NUMA node %d: %s\n", numa,
 		strerror(-rc));
 	return rc;
-}
-
-/* Destroy @a's arena and give its blocks back to DPDK. No thread may be
- * bound to it any more, and no tcache may hold its pointers. */
-static __ebb_cold void gp_arena_destroy(struct gp_arena *a)
-{
-	struct gp_block *b, *next;
-	int rc;
-
-	if (!a->created)
-		return;
-	rc = gp_arena_ctl(a->ind, "destroy", NULL, 0);
-	if (rc) {
-		/* jemalloc still owns the memory (a core thread is still
-		 * bound, most likely): leaking it is the only safe choice. */
-		RTE_LOG(ERR, USER1,
-			"ebbrt gp: arena %u not destroyed (%s), memory leaked\n",
-			a->ind, strerror(-rc));
-		a->created = false;
-		return;
-	}
-	for (b = a->blocks; b != NULL; b = next) {
-		next = b->next;
-		rte_free(b->base);
-	}
-	a->blocks = NULL;
-	a->created = false;
 }
 
 __ebb_cold int ebb_gp_init(void)
@@ -271,58 +381,42 @@ __ebb_cold int ebb_gp_init(void)
 	/* With opt.xmalloc jemalloc aborts on failure instead of returning
 	 * NULL, which breaks our contract (MALLOC_CONF can turn it on). */
 	if (mallctl("opt.xmalloc", &xmalloc, &len, NULL, 0) == 0 && xmalloc) {
-		RTE_LOG(ERR, USER1,
+		fprintf(stderr,
 			"ebbrt gp: jemalloc runs with opt.xmalloc, refusing\n");
 		return -EINVAL;
 	}
-	rc = gp_arena_create(&gp_shared, -1);
-	if (rc)
-		goto fail;
+	if (!gp_shared.created) {
+		rc = gp_arena_create(&gp_shared, -1);
+		if (rc)
+			return rc;
+	}
 	for (i = 0; i < ebb_node.ncores && i < EBB_MAX_CORES; i++) {
+		if (gp_core[i].created)
+			continue;
 		rc = gp_arena_create(&gp_core[i], ebb_node.core[i] ?
 				     ebb_node.core[i]->numa : -1);
 		if (rc)
-			goto fail;
+			return rc;
 	}
 	/* Pairs with the acquire load in gp_alloc_other(). */
 	atomic_store_explicit(&gp_other_flags,
-			      MALLOCX_ARENA(gp_shared.ind) |
+			      (int)MALLOCX_ARENA(gp_shared.ind) |
 			      MALLOCX_TCACHE_NONE,
 			      memory_order_release);
 	return 0;
-fail:
-	for (i = 0; i < EBB_MAX_CORES; i++)
-		gp_arena_destroy(&gp_core[i]);
-	gp_arena_destroy(&gp_shared);
-	return rc;
 }
 
+/* Nothing to do: the arenas, their memory and every block in it stay
+ * until the process exits (see the head of this file), and ebb_malloc()
+ * and ebb_free() keep working. The core threads have exited, which
+ * flushed their tcaches back into the arenas. */
 __ebb_cold void ebb_gp_fini(void)
 {
-	unsigned i;
-
-	atomic_store_explicit(&gp_other_flags, 0, memory_order_release);
-	/* The core threads have exited, so their explicit tcaches are ours
-	 * to flush; they hold objects of any arena, so all of them go before
-	 * the first arena. */
-	for (i = 0; i < EBB_MAX_CORES; i++) {
-		if (!gp_core[i].has_tcache)
-			continue;
-		mallctl("tcache.destroy", NULL, NULL, &gp_core[i].tcache,
-			sizeof(gp_core[i].tcache));
-		gp_core[i].has_tcache = false;
-	}
-	/* In case the caller released our memory with plain free(). */
-	mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
-	for (i = 0; i < EBB_MAX_CORES; i++)
-		gp_arena_destroy(&gp_core[i]);
-	gp_arena_destroy(&gp_shared);
 }
 
 __ebb_cold int ebb_gp_core_init(struct ebb_core *c)
 {
 	struct gp_arena *a;
-	size_t len;
 	int rc;
 
 	if (c == NULL || c->id >= EBB_MAX_CORES)
@@ -333,85 +427,120 @@ __ebb_cold int ebb_gp_core_init(struct ebb_core *c)
 		if (rc)
 			return rc;
 	}
-	/* A core started again (ebb_start() after ebb_wait()) keeps its
-	 * tcache: it is used by one thread at a time. */
-	if (!a->has_tcache) {
-		len = sizeof(a->tcache);
-		rc = -mallctl("tcache.create", &a->tcache, &len, NULL, 0);
-		if (rc) {
-			RTE_LOG(ERR, USER1,
-				"ebbrt gp: core %u: tcache.create: %s\n",
-				c->id, strerror(-rc));
-			return rc;
-		}
-		a->has_tcache = true;
+	rc = -mallctl("thread.arena", NULL, NULL, &a->ind, sizeof(a->ind));
+	if (rc) {
+		fprintf(stderr, "ebbrt gp: core %u: thread.arena %u: %s\n",
+			c->id, a->ind, strerror(-rc));
+		return rc;
 	}
-	gp_alloc_flags = MALLOCX_ARENA(a->ind) | MALLOCX_TCACHE(a->tcache);
-	gp_free_flags = MALLOCX_TCACHE(a->tcache);
+	/* The tcache may hold blocks the thread freed before it was bound
+	 * (jemalloc's own arenas); they would go out as ebb_malloc()s.
+	 * EFAULT: the tcache is off (opt.tcache), nothing to flush. */
+	mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+	gp_bound = true;
+#if !defined(EBB_DEBUG) && !defined(__SANITIZE_ADDRESS__)
+	/* The inline malloc()/free() of mem.h would be ASan's there. */
+	ebb_gp_fast = true;
+#endif
 	return 0;
 }
 
-/* Threads that are not cores: the shared arena without tcache. */
-static __attribute__((noinline)) void *gp_alloc_other(size_t size, int zero)
+/*
+ * On a core, jemalloc's malloc()/calloc()/free() on the thread's arena.
+ * Under AddressSanitizer those names are ASan's own allocator, so reach
+ * jemalloc through its API instead (mallocx and dallocx are not
+ * intercepted).
+ */
+#ifdef __SANITIZE_ADDRESS__
+static inline void *core_malloc(size_t size)
 {
-	int flags = atomic_load_explicit(&gp_other_flags,
-					 memory_order_acquire);
+	void *p = mallocx(size ? size : 1, 0);
 
-	return mallocx(size, flags | zero);
-}
-
-/* @zero: 0 or MALLOCX_ZERO. */
-static inline void *gp_alloc(size_t size, int zero)
-{
-	int flags = gp_alloc_flags;
-
-	/* mallocx(0) is undefined; malloc(0) gives a unique pointer. */
-	if (unlikely(size == 0))
-		size = 1;
-	if (likely(flags != 0))
-		return mallocx(size, flags | zero);
-	return gp_alloc_other(size, zero);
-}
-
-static inline void gp_free(void *p)
-{
-	int flags = gp_free_flags;
-
-	/* Any arena's object may go into this core's tcache: a flush
-	 * returns each to its own arena. */
-	dallocx(p, flags ? flags : MALLOCX_TCACHE_NONE);
-}
-
-#ifndef EBB_DEBUG
-
-void *ebb_malloc(size_t size)
-{
-	void *p = gp_alloc(size, 0);
-
-	if (unlikely(p == NULL))
+	if (p == NULL)
 		errno = ENOMEM;
 	return p;
 }
 
-void *ebb_calloc(size_t n, size_t size)
+static inline void *core_calloc(size_t n, size_t size)
 {
 	size_t total;
 	void *p;
 
-	if (unlikely(__builtin_mul_overflow(n, size, &total))) {
+	if (__builtin_mul_overflow(n, size, &total)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	p = gp_alloc(total, MALLOCX_ZERO);
+	p = mallocx(total ? total : 1, MALLOCX_ZERO);
+	if (p == NULL)
+		errno = ENOMEM;
+	return p;
+}
+
+static inline void core_free(void *p)
+{
+	if (p != NULL)
+		dallocx(p, 0);
+}
+#else
+#define core_malloc malloc
+#define core_calloc calloc
+#define core_free free
+#endif
+
+/* Threads that are not cores: the shared arena without tcache. @zero: 0
+ * or MALLOCX_ZERO. */
+static void *gp_alloc_other(size_t size, int zero)
+{
+	int flags = atomic_load_explicit(&gp_other_flags,
+					 memory_order_acquire);
+	void *p;
+
+	/* mallocx(0) is undefined; malloc(0) gives a unique pointer. */
+	p = mallocx(size ? size : 1, flags | zero);
 	if (unlikely(p == NULL))
 		errno = ENOMEM;
 	return p;
 }
 
-int ebb_free(void *p)
+static inline void gp_free(void *p)
 {
-	if (p != NULL)
-		gp_free(p);
+	/* A core's tcache takes blocks of any arena: a flush returns each to
+	 * its own. Other threads hand them straight back. */
+	if (gp_bound)
+		core_free(p);
+	else if (p != NULL)
+		dallocx(p, MALLOCX_TCACHE_NONE);
+}
+
+#ifndef EBB_DEBUG
+
+/* Behind the inline calls of mem.h: here the caller is not a core (on a
+ * core jemalloc's malloc()/calloc()/free() served it, which set errno and
+ * check calloc's overflow themselves). */
+
+void *__ebb_malloc(size_t size)
+{
+	if (gp_bound)
+		return core_malloc(size);
+	return gp_alloc_other(size, 0);
+}
+
+void *__ebb_calloc(size_t n, size_t size)
+{
+	size_t total;
+
+	if (gp_bound)
+		return core_calloc(n, size);
+	if (__builtin_mul_overflow(n, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return gp_alloc_other(total, MALLOCX_ZERO);
+}
+
+int __ebb_free(void *p)
+{
+	gp_free(p);
 	return 0;
 }
 
@@ -439,7 +568,11 @@ static void *gp_debug_alloc(size_t size, bool zero)
 		errno = ENOMEM;
 		return NULL;
 	}
-	h = gp_alloc(size + sizeof(*h), zero ? MALLOCX_ZERO : 0);
+	if (gp_bound)
+		h = zero ? core_calloc(1, size + sizeof(*h)) :
+			   core_malloc(size + sizeof(*h));
+	else
+		h = gp_alloc_other(size + sizeof(*h), zero ? MALLOCX_ZERO : 0);
 	if (h == NULL) {
 		errno = ENOMEM;
 		return NULL;
@@ -451,12 +584,12 @@ static void *gp_debug_alloc(size_t size, bool zero)
 	return h + 1;
 }
 
-void *ebb_malloc(size_t size)
+void *__ebb_malloc(size_t size)
 {
 	return gp_debug_alloc(size, false);
 }
 
-void *ebb_calloc(size_t n, size_t size)
+void *__ebb_calloc(size_t n, size_t size)
 {
 	size_t total;
 
@@ -467,7 +600,7 @@ void *ebb_calloc(size_t n, size_t size)
 	return gp_debug_alloc(total, true);
 }
 
-int ebb_free(void *p)
+int __ebb_free(void *p)
 {
 	struct gp_hdr *h;
 	uint64_t live = GP_LIVE;
@@ -481,7 +614,7 @@ int ebb_free(void *p)
 						     GP_FREED,
 						     memory_order_relaxed,
 						     memory_order_relaxed)) {
-		RTE_LOG(ERR, USER1, "ebbrt gp: ebb_free(%p): %s\n", p,
+		fprintf(stderr, "ebbrt gp: ebb_free(%p): %s\n", p,
 			live == GP_FREED ? "double free" : "not allocated");
 		return -EINVAL;
 	}

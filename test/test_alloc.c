@@ -2,11 +2,14 @@
 /* Tests of the GpAllocator, SlabAllocator and PageAllocator on real cores
  * (needs 2 MiB hugepages). */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jemalloc/jemalloc.h>
+#include <numaif.h>
 #include <rte_common.h>
 #include <rte_malloc.h>
 #include <rte_memory.h>
@@ -32,13 +35,71 @@ static void call(unsigned core, void (*fn)(void *), void *arg)
 	cr_assert_eq(rc, 0, "ebbt_call(core %u): %s", core, strerror(-rc));
 }
 
-/* The socket of the hugepage behind @p, or -1 if @p is not in DPDK
- * memory. */
+/* The socket of the DPDK hugepage behind @p, or -1 if @p is not in DPDK
+ * memory (slab and page allocators). */
 static int hugepage_socket(const void *p)
 {
 	const struct rte_memseg *ms = rte_mem_virt2memseg(p, NULL);
 
 	return ms ? ms->socket_id : -1;
+}
+
+/* The page size in KiB (KernelPageSize in /proc/self/smaps) of the
+ * mapping holding @p, or -1 if there is none. The GpAllocator maps its
+ * hugepages itself, so DPDK does not know them. */
+static long page_kib(const void *p)
+{
+	unsigned long addr = (unsigned long)(uintptr_t)p, lo, hi;
+	char line[512];
+	bool in = false;
+	long kib = -1, k;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		/* Field lines ("Size: ...") never parse as "lo-hi". */
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in = addr >= lo && addr < hi;
+			continue;
+		}
+		if (in && sscanf(line, "KernelPageSize: %ld kB", &k) == 1) {
+			kib = k;
+			break;
+		}
+	}
+	fclose(f);
+	return kib;
+}
+
+/* The NUMA node of the page behind @p, or -1. */
+static int page_node(const void *p)
+{
+	int node = -1;
+
+	if (get_mempolicy(&node, NULL, 0, (void *)(uintptr_t)p,
+			  MPOL_F_NODE | MPOL_F_ADDR) != 0)
+		return -1;
+	return node;
+}
+
+/* Plain malloc() is jemalloc's (linked by libebbrt) except under
+ * AddressSanitizer, whose allocator takes the name. */
+#ifdef __SANITIZE_ADDRESS__
+#define PLAIN_IS_JEMALLOC 0
+#else
+#define PLAIN_IS_JEMALLOC 1
+#endif
+
+/* The jemalloc arena that owns @p, or -1. */
+static inline int arena_of(const void *p)
+{
+	unsigned ind;
+	size_t len = sizeof(ind);
+
+	if (mallctl("arenas.lookup", &ind, &len, &p, sizeof(p)) != 0)
+		return -1;
+	return (int)ind;
 }
 
 /* --- GpAllocator ------------------------------------------------------ */
@@ -153,7 +214,6 @@ Test(alloc, gp_malloc_on_core_free_off_core)
 struct placement {
 	size_t size;
 	void *p;
-	int socket;
 };
 
 static void place(void *arg)
@@ -161,16 +221,43 @@ static void place(void *arg)
 	struct placement *pl = arg;
 
 	pl->p = ebb_malloc(pl->size);
-	pl->socket = pl->p ? hugepage_socket(pl->p) : -2;
+	/* Touch the whole block: every page of it must be a hugepage. */
+	if (pl->p != NULL)
+		memset(pl->p, 0x77, pl->size);
+}
+
+/* Every 2 MiB page of [@p, @p + @size) is a hugepage on @numa (-1: any);
+ * names the first that is not. */
+static void check_huge(const char *where, const void *p, size_t size,
+		       int numa)
+{
+	uintptr_t a = (uintptr_t)p & ~(uintptr_t)((2u << 20) - 1);
+	long kib;
+	int node;
+
+	for (; a < (uintptr_t)p + size; a += 2u << 20) {
+		const void *q = a < (uintptr_t)p ? p : (const void *)a;
+
+		kib = page_kib(q);
+		cr_assert_eq(kib, 2048, "%s: %zu B at %p: %p on %ld KiB pages",
+			     where, size, p, q, kib);
+		node = page_node(q);
+		if (numa >= 0)
+			cr_expect_eq(node, numa,
+				     "%s: %zu B at %p: %p on node %d, not %d",
+				     where, size, p, q, node, numa);
+	}
 }
 
 Test(alloc, gp_memory_is_hugepages_on_core_numa)
 {
 	static const size_t sizes[] = { 8, 64, 4096, 100000, 1 << 20,
-					16 << 20 };
+					16 << 20, 80 << 20 };
 	struct placement pl;
 	unsigned c, i;
+	char where[64];
 	void *libc;
+	long kib;
 
 	for (c = 0; c < 2; c++) {
 		int numa = ebb_core_numa(c);
@@ -179,27 +266,114 @@ Test(alloc, gp_memory_is_hugepages_on_core_numa)
 			pl.size = sizes[i];
 			call(c, place, &pl);
 			cr_assert_not_null(pl.p, "core %u: %zu B", c, sizes[i]);
-			cr_assert_geq(pl.socket, 0,
-				      "core %u: %zu B at %p not in hugepages",
-				      c, sizes[i], pl.p);
-			if (numa >= 0)
-				cr_expect_eq(pl.socket, numa,
-					     "core %u (node %d): %zu B on node %d",
-					     c, numa, sizes[i], pl.socket);
+			snprintf(where, sizeof(where), "core %u (node %d)", c,
+				 numa);
+			check_huge(where, pl.p, pl.size, numa);
 			cr_assert_eq(ebb_free(pl.p), 0);
 		}
 	}
 	/* Off the cores the shared arena is on hugepages too... */
 	pl.size = 64;
 	place(&pl);
-	cr_assert_geq(pl.socket, 0, "main thread: %p not in hugepages", pl.p);
+	cr_assert_not_null(pl.p);
+	check_huge("main thread", pl.p, pl.size, -1);
 	cr_assert_eq(ebb_free(pl.p), 0);
-	/* ...while plain malloc is not, so the check above means something. */
+	/* ...while plain malloc there is not, so the check means something. */
 	libc = malloc(64);
 	cr_assert_not_null(libc);
-	cr_assert_eq(hugepage_socket(libc), -1, "malloc() gave hugepages");
+	kib = page_kib(libc);
+	cr_assert_eq(kib, 4, "main thread: malloc() gave %ld KiB pages", kib);
 	free(libc);
 }
+
+/* Under AddressSanitizer plain malloc() is ASan's allocator, not
+ * jemalloc's, so what this test checks does not exist in that build. */
+#ifndef __SANITIZE_ADDRESS__
+/* What a core's allocations look like: ebb_malloc(), and plain malloc()
+ * small and large (beyond jemalloc's tcache). */
+struct core_arena {
+	void *ebb, *plain, *plain_big;
+	int a_ebb, a_plain, a_plain_big;
+};
+
+#define PLAIN_BIG (200u << 10)
+
+static void core_arena_probe(void *arg)
+{
+	struct core_arena *ca = arg;
+
+	ca->ebb = ebb_malloc(64);
+	ca->plain = malloc(64);
+	ca->plain_big = malloc(PLAIN_BIG);
+	ca->a_ebb = ca->ebb ? arena_of(ca->ebb) : -2;
+	ca->a_plain = ca->plain ? arena_of(ca->plain) : -2;
+	ca->a_plain_big = ca->plain_big ? arena_of(ca->plain_big) : -2;
+}
+
+/* A core thread is bound to its arena: plain malloc() there (libc's,
+ * DPDK's, the application's) shares the core's hugepage arena with
+ * ebb_malloc(); each core has its own; threads that are not cores keep
+ * jemalloc's ordinary arenas for malloc() and a shared one for
+ * ebb_malloc(). */
+Test(alloc, gp_core_plain_malloc_shares_core_arena)
+{
+	struct core_arena ca[2];
+	void *other, *libc;
+	int a_other, a_libc;
+	unsigned c;
+	char where[64];
+	long kib;
+
+	for (c = 0; c < 2; c++) {
+		memset(&ca[c], 0, sizeof(ca[c]));
+		call(c, core_arena_probe, &ca[c]);
+		cr_assert_not_null(ca[c].ebb, "core %u: ebb_malloc", c);
+		cr_assert_not_null(ca[c].plain, "core %u: malloc", c);
+		cr_assert_not_null(ca[c].plain_big, "core %u: malloc big", c);
+		cr_assert_geq(ca[c].a_ebb, 0, "core %u: arenas.lookup", c);
+		cr_assert_eq(ca[c].a_plain, ca[c].a_ebb,
+			     "core %u: malloc() in arena %d, ebb_malloc() in %d",
+			     c, ca[c].a_plain, ca[c].a_ebb);
+		cr_assert_eq(ca[c].a_plain_big, ca[c].a_ebb,
+			     "core %u: malloc(%u) in arena %d, ebb_malloc() "
+			     "in %d", c, PLAIN_BIG, ca[c].a_plain_big,
+			     ca[c].a_ebb);
+		snprintf(where, sizeof(where), "core %u ebb_malloc", c);
+		check_huge(where, ca[c].ebb, 64, ebb_core_numa(c));
+		snprintf(where, sizeof(where), "core %u malloc", c);
+		check_huge(where, ca[c].plain, 64, ebb_core_numa(c));
+		check_huge(where, ca[c].plain_big, PLAIN_BIG,
+			   ebb_core_numa(c));
+	}
+	cr_assert_neq(ca[0].a_ebb, ca[1].a_ebb, "cores 0 and 1 share arena %d",
+		      ca[0].a_ebb);
+
+	other = ebb_malloc(64);
+	libc = malloc(64);
+	cr_assert_not_null(other);
+	cr_assert_not_null(libc);
+	a_other = arena_of(other);
+	a_libc = arena_of(libc);
+	cr_assert(a_other >= 0 && a_other != ca[0].a_ebb &&
+		  a_other != ca[1].a_ebb,
+		  "main thread: ebb_malloc() in arena %d (cores: %d, %d)",
+		  a_other, ca[0].a_ebb, ca[1].a_ebb);
+	cr_assert(a_libc >= 0 && a_libc != a_other && a_libc != ca[0].a_ebb &&
+		  a_libc != ca[1].a_ebb,
+		  "main thread: malloc() in arena %d (ebb: %d, %d, %d)",
+		  a_libc, a_other, ca[0].a_ebb, ca[1].a_ebb);
+	kib = page_kib(libc);
+	cr_assert_eq(kib, 4, "main thread: malloc() gave %ld KiB pages", kib);
+	free(libc);
+	cr_assert_eq(ebb_free(other), 0);
+	/* Blocks of either kind are freed from any thread. */
+	for (c = 0; c < 2; c++) {
+		cr_assert_eq(ebb_free(ca[c].ebb), 0);
+		free(ca[c].plain);
+		free(ca[c].plain_big);
+	}
+}
+#endif /* __SANITIZE_ADDRESS__ */
 
 #define DIRTY_N 64
 
@@ -265,12 +439,16 @@ struct too_big {
 	int err_mul_overflow, err_huge, err_huge_calloc;
 };
 
+/* Sizes the compiler cannot see, or it warns about the calls it inlines
+ * (mem.h) that are wrong on purpose here. */
+static volatile size_t half_plus_one = SIZE_MAX / 2 + 1;
+
 static void alloc_too_big(void *arg)
 {
 	struct too_big *t = arg;
 
 	errno = 0;
-	t->mul_overflow = ebb_calloc(SIZE_MAX / 2 + 1, 2);
+	t->mul_overflow = ebb_calloc(half_plus_one, 2);
 	t->err_mul_overflow = errno;
 	errno = 0;
 	t->huge = ebb_malloc((size_t)1 << 40);
@@ -309,6 +487,113 @@ Test(alloc, gp_too_big_is_enomem_not_abort)
 	memset(&t, 0, sizeof(t));
 	alloc_too_big(&t);
 	check_too_big("main thread", &t);
+}
+
+/* --- GpAllocator across ebb_fini() ----------------------------------- */
+
+/* Objects that cores leave behind for after ebb_fini(): libc's (a stdio
+ * stream and its buffer, stdout's buffer if a core prints first) and
+ * ours. */
+struct leftovers {
+	unsigned core;
+	FILE *mem;
+	char *membuf;
+	size_t memlen;
+	void *plain, *ebb;
+};
+
+#define LEFTOVER_SIZE 3000
+
+static void leave_objects(void *arg)
+{
+	struct leftovers *l = arg;
+
+	l->mem = open_memstream(&l->membuf, &l->memlen);
+	if (l->mem != NULL) {
+		fprintf(l->mem, "core %u;", l->core);
+		fflush(l->mem);
+	}
+	l->plain = malloc(LEFTOVER_SIZE);
+	if (l->plain != NULL)
+		memset(l->plain, 0x5c, LEFTOVER_SIZE);
+	l->ebb = ebb_malloc(LEFTOVER_SIZE);
+	if (l->ebb != NULL)
+		memset(l->ebb, 0xc5, LEFTOVER_SIZE);
+	printf("test_alloc: core %u prints before ebb_fini()\n", l->core);
+}
+
+static bool all_bytes(const void *p, int byte, size_t n)
+{
+	const uint8_t *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (b[i] != (uint8_t)byte)
+			return false;
+	return true;
+}
+
+TestSuite(alloc_fini, .timeout = 60);
+
+/* ebb_fini() unmaps DPDK's hugepages; what cores allocated with malloc()
+ * or ebb_malloc() is not there and stays usable until exit. */
+Test(alloc_fini, core_objects_outlive_ebb_fini)
+{
+	struct leftovers l[2];
+	char want[32];
+	unsigned c;
+	void *p;
+	long kib;
+
+	ebbt_start("0-1");
+	for (c = 0; c < 2; c++) {
+		memset(&l[c], 0, sizeof(l[c]));
+		l[c].core = c;
+		call(c, leave_objects, &l[c]);
+		cr_assert_not_null(l[c].mem, "core %u: open_memstream", c);
+		cr_assert_not_null(l[c].plain, "core %u: malloc", c);
+		cr_assert_not_null(l[c].ebb, "core %u: ebb_malloc", c);
+		/* They are where the old design lost them. */
+		kib = page_kib(l[c].mem);
+		cr_assert(!PLAIN_IS_JEMALLOC || kib == 2048,
+			  "core %u: FILE on %ld KiB pages", c, kib);
+		kib = page_kib(l[c].plain);
+		cr_assert(!PLAIN_IS_JEMALLOC || kib == 2048,
+			  "core %u: malloc() on %ld KiB pages", c, kib);
+	}
+	ebbt_stop();
+
+	for (c = 0; c < 2; c++) {
+		kib = page_kib(l[c].plain);
+		cr_assert(!PLAIN_IS_JEMALLOC || kib == 2048,
+			  "core %u: malloc() block at %p on %ld KiB pages "
+			  "after ebb_fini()", c, l[c].plain, kib);
+		cr_assert(all_bytes(l[c].plain, 0x5c, LEFTOVER_SIZE),
+			  "core %u: malloc() block changed", c);
+		cr_assert(all_bytes(l[c].ebb, 0xc5, LEFTOVER_SIZE),
+			  "core %u: ebb_malloc() block changed", c);
+		/* Growing the stream reallocs its buffer off the core. */
+		for (unsigned i = 0; i < 1000; i++)
+			fputs("after fini;", l[c].mem);
+		cr_assert_eq(fclose(l[c].mem), 0);
+		snprintf(want, sizeof(want), "core %u;after fini;", c);
+		cr_assert_eq(strncmp(l[c].membuf, want, strlen(want)), 0,
+			     "core %u: stream holds '%.40s'", c, l[c].membuf);
+		cr_assert_eq(l[c].memlen, strlen(want) - 11 + 11000,
+			     "core %u: stream of %zu B", c, l[c].memlen);
+		free(l[c].membuf);
+		free(l[c].plain);
+		cr_assert_eq(ebb_free(l[c].ebb), 0);
+	}
+	cr_assert_eq(fflush(stdout), 0);
+	/* The shared arena still serves threads that are not cores. */
+	p = ebb_malloc(100000);
+	cr_assert_not_null(p, "ebb_malloc() after ebb_fini()");
+	memset(p, 1, 100000);
+	kib = page_kib(p);
+	cr_assert_eq(kib, 2048, "ebb_malloc() after ebb_fini(): %ld KiB pages",
+		     kib);
+	cr_assert_eq(ebb_free(p), 0);
 }
 
 /* --- SlabAllocator ---------------------------------------------------- */
@@ -591,6 +876,8 @@ static void gp_double_free_here(void *arg)
 {
 	struct double_free *d = arg;
 	static _Alignas(16) uint8_t not_ours[64];
+	/* Hidden from the compiler, which sees the inline free() (mem.h). */
+	uint8_t *volatile foreign = not_ours + 32;
 	void *p = ebb_malloc(64);
 	void *q = ebb_calloc(4, 16);
 
@@ -602,7 +889,7 @@ static void gp_double_free_here(void *arg)
 	d->second = ebb_free(p);
 	ebb_free(q);
 	d->calloc_second = ebb_free(q);
-	d->foreign = ebb_free(not_ours + 32);
+	d->foreign = ebb_free(foreign);
 }
 
 static void check_double_free(const char *where, struct double_free *d)

@@ -3,7 +3,9 @@
 #ifndef EBBRT_MEM_H
 #define EBBRT_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -11,19 +13,57 @@ extern "C" {
 
 /*
  * GpAllocator: jemalloc with one arena per core whose extents come from
- * hugepage memory local to the core's NUMA node.
+ * 2 MiB hugepages the allocator maps itself (not DPDK's), preferably on
+ * the core's NUMA node; from 4 KiB pages, with one warning on stderr,
+ * when no hugepages are left. Each core thread is bound to its arena, so
+ * on a core plain malloc()/free() (libc's, DPDK's, the application's:
+ * linking ebbrt makes jemalloc the process's malloc) use that arena too.
+ * Arenas and their memory live until the process exits: ebb_fini() leaves
+ * them, so blocks stay valid, and ebb_malloc()/ebb_free() keep working,
+ * after it. A block freed on a core may be handed out again by that core
+ * (jemalloc's thread cache) whichever arena it came from.
  *
  * ebb_malloc(): @size bytes from the calling core's arena (from a shared
- *   arena when the caller is not an ebbrt core). NULL with errno ENOMEM on
- *   failure; never aborts.
+ *   arena when the caller is not an ebbrt core; from jemalloc's own before
+ *   ebb_init()). NULL with errno ENOMEM on failure; never aborts.
  * ebb_calloc(): the same, zeroed; NULL on overflow too.
  * ebb_free(): release @p (NULL is accepted) from any thread, whichever
- *   core allocated it. Returns 0; in debug builds (EBB_DEBUG) -EINVAL when
- *   @p is not live (double free) and nothing is freed.
+ *   core allocated it. Returns 0; in debug builds of the library
+ *   (EBB_DEBUG) -EINVAL when @p is not live (double free) and nothing is
+ *   freed.
+ *
+ * On a core, in a release build of the library, the calls are jemalloc's
+ * malloc()/calloc()/free() inline. The library's build decides, not the
+ * caller's EBB_DEBUG: ebb_gp_fast is set only on cores of a release
+ * build, and the __ebb_ calls do the rest. Neither is for applications.
  */
-void *ebb_malloc(size_t size);
-void *ebb_calloc(size_t n, size_t size);
-int ebb_free(void *p);
+extern __thread bool ebb_gp_fast __attribute__((tls_model("initial-exec")));
+void *__ebb_malloc(size_t size);
+void *__ebb_calloc(size_t n, size_t size);
+int __ebb_free(void *p);
+
+static inline void *ebb_malloc(size_t size)
+{
+	if (__builtin_expect(ebb_gp_fast, 1))
+		return malloc(size);
+	return __ebb_malloc(size);
+}
+
+static inline void *ebb_calloc(size_t n, size_t size)
+{
+	if (__builtin_expect(ebb_gp_fast, 1))
+		return calloc(n, size);
+	return __ebb_calloc(n, size);
+}
+
+static inline int ebb_free(void *p)
+{
+	if (__builtin_expect(ebb_gp_fast, 1)) {
+		free(p);
+		return 0;
+	}
+	return __ebb_free(p);
+}
 
 /*
  * SlabAllocator: fixed-size objects on an rte_mempool with per-core
