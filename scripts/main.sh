@@ -24,9 +24,9 @@ esac
 bash scripts/setup.sh
 build=build
 if [ -f "$build/build.ninja" ]; then
-	meson setup --reconfigure "$build" --buildtype=release >/dev/null
+	meson setup --reconfigure "$build" --buildtype=release -Ddeveloper_mode=false >/dev/null
 else
-	meson setup "$build" --buildtype=release >/dev/null
+	meson setup "$build" --buildtype=release -Ddeveloper_mode=false >/dev/null
 fi
 ninja -C "$build" >/dev/null
 
@@ -36,4 +36,3 @@ echo "== example node (apps/examples/hello.c)"
 mkdir -p results
 echo "== micro benchmark: ebbrt vs Linux, same run, same cores"
 "$build/bench/ebbrt-bench-micro" --json results/micro.json "${bench_args[@]}"
-echo "results: results/micro.json"
