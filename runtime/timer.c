@@ -62,6 +62,9 @@ static inline uint64_t tick_ceil(uint64_t tsc)
 	return ebb_tick_of_tsc(tsc) + ((tsc & mask) != 0);
 }
 
+/* Timer handlers run per vector dispatch, at most (whole ticks). */
+#define EBB_TIMER_BURST 64u
+
 static bool timer_vec_pending(void *arg)
 {
 	uint64_t next = cache_get(arg);
@@ -73,7 +76,9 @@ static void timer_vec_handle(void *arg)
 {
 	struct ebb_core *c = arg;
 
-	ebb_wheel_advance(&c->wheel, now_tick());
+	/* A bounded burst: after a stall a periodic timer catches up its
+	 * missed periods a few at a time, between other events. */
+	ebb_wheel_advance_bounded(&c->wheel, now_tick(), EBB_TIMER_BURST);
 	cache_update(c);
 }
 

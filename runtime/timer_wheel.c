@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -315,12 +316,20 @@ static unsigned run_tick(struct ebb_timer_wheel *w, uint64_t tick)
 
 unsigned ebb_wheel_advance(struct ebb_timer_wheel *w, uint64_t now)
 {
+	return ebb_wheel_advance_bounded(w, now, UINT_MAX);
+}
+
+unsigned ebb_wheel_advance_bounded(struct ebb_timer_wheel *w, uint64_t now,
+				   unsigned budget)
+{
 	unsigned ran = 0;
 
 	/* EBB_WHEEL_NEVER is not a tick: base must stay representable. */
 	if (now >= EBB_WHEEL_NEVER)
 		now = EBB_WHEEL_NEVER - 1;
-	while (w->base <= now) {
+	/* Whole ticks only: a tick's slot is fired completely or not at
+	 * all, so the budget may be overrun by the last tick's timers. */
+	while (w->base <= now && ran < budget) {
 		/* Jump over every tick with nothing to fire or cascade. */
 		uint64_t tick = ebb_wheel_next(w);
 

@@ -60,4 +60,10 @@ uint64_t ebb_wheel_next(const struct ebb_timer_wheel *w);
  * Returns the number of handlers run. */
 unsigned ebb_wheel_advance(struct ebb_timer_wheel *w, uint64_t now);
 
+/* The same, but stops after the tick at which @budget handlers have run:
+ * base then stays at or below @now and next() still reports work due, so
+ * a long stall is caught up in bounded bursts between other events. */
+unsigned ebb_wheel_advance_bounded(struct ebb_timer_wheel *w, uint64_t now,
+				   unsigned budget);
+
 #endif

@@ -661,6 +661,43 @@ Test(timer_wheel, periodic_no_drift, .timeout = 60)
 	periodic_run(10, 3, 1000000, 12, 500);
 }
 
+/* A stall caught up in bounded bursts: every missed period still fires,
+ * at most a budget's worth (plus one tick's slot) per call, and next()
+ * keeps reporting work due until it is done. */
+Test(timer_wheel, bounded_catch_up, .timeout = 60)
+{
+	struct tt p;
+	unsigned calls = 0, n, total = 0;
+
+	reset(0, 1);
+	per_first = 100;
+	per_period = 1;
+	per_stop = 0;
+	tt_init(&p, 0, on_periodic);
+	p.t.period = 1;
+	tt_add(&p, 100);
+	free(fire_log);
+	fire_log = calloc(100001, sizeof(*fire_log));
+	cr_assert_not_null(fire_log);
+	cur_now = 100000;
+	last_due = 0;
+	do {
+		n = ebb_wheel_advance_bounded(&wheel, 100000, 10);
+		cr_assert_leq(n, 11, "call %u ran %u handlers", calls, n);
+		total += n;
+		calls++;
+		if (total < 100000 - 100 + 1)
+			cr_assert_leq(ebb_wheel_next(&wheel), 100000,
+				      "work left but next() %" PRIu64,
+				      ebb_wheel_next(&wheel));
+	} while (n > 0 && calls < 1000000);
+	cr_assert_eq(total, 100000 - 100 + 1, "fired %u", total);
+	cr_assert_eq(p.fired, total);
+	cr_assert_geq(calls, total / 11, "only %u calls", calls);
+	cr_assert_eq(wheel.base, 100001);
+	cr_assert_eq(p.t.expiry, 100001);
+}
+
 static void on_nothing(struct ebb_timer *t, void *arg)
 {
 	(void)t;
