@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <rte_cycles.h>
+#include <rte_debug.h>
 #include <rte_pause.h>
 #include <rte_lcore.h>
 #include <rte_rcu_qsbr.h>
@@ -134,7 +135,9 @@ int ebb_spawn_remote(unsigned core, ebb_event_fn fn, void *arg)
 	return 0;
 }
 
-/* The inbox is vector 0 of every core: its doorbell is its interrupt. */
+/* The inbox is vector EBB_INBOX_VEC (0) of every core: its doorbell is
+ * its interrupt. */
+#define EBB_INBOX_VEC 0
 static bool inbox_pending(void *arg)
 {
 	struct ebb_core *c = arg;
@@ -194,6 +197,8 @@ int ebb_vector_remove(int vec)
 		return -EPERM;
 	if (vec < 0 || vec >= EBB_MAX_VECTORS || !c->vec[vec].used)
 		return -ENOENT;
+	if (vec == EBB_INBOX_VEC)
+		return -EBUSY;	/* the core's own inbox */
 	/* A poll still in the ring names the vector by number only; its
 	 * completion is reaped and ignored. */
 	c->vec[vec].used = false;
@@ -256,7 +261,14 @@ static bool loop_iteration(struct ebb_core *c)
 	bool work = false;
 	unsigned v, i;
 
-	for (v = 0; v < c->nvec; v++) {
+	/* Vector 0, the inbox, is checked inline: it is on every core and
+	 * this is the hottest loop of the runtime. */
+	if (!rte_ring_empty(c->inbox)) {
+		inbox_handle(c);
+		STAT_ADD(c, vectors, 1);
+		work = true;
+	}
+	for (v = EBB_INBOX_VEC + 1; v < c->nvec; v++) {
 		struct ebb_vector *vec = &c->vec[v];
 
 		if (vec->used && vec->ops.pending(vec->arg)) {
@@ -559,7 +571,7 @@ int ebb_event_activate_context(struct ebb_event_context *ctx)
 	}
 	/* Same core: straight onto the local queue, no inbox round. */
 	if (ebb_self != NULL && ctx->core == ebb_self->id) {
-		rc = ebb_spawn_local(resume_event, ctx);
+		rc = evq_push(&ebb_self->q, resume_event, ctx);
 		if (rc != 0)
 			atomic_store((_Atomic int *)&ctx->state, EBB_CTX_SAVED);
 		return rc;
@@ -602,6 +614,8 @@ int ebb_event_core_init(struct ebb_core *c)
 	rc = ebb_vector_add(&inbox, c);
 	if (rc < 0)
 		return rc;
+	/* The loop relies on it (inline check of vector 0). */
+	RTE_VERIFY(rc == EBB_INBOX_VEC);
 	c->inbox_vec = rc;
 	return 0;
 }

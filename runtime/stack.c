@@ -11,16 +11,12 @@
 #define EBB_MAX_STACKS 4096u
 #define EBB_GUARD_SIZE 4096u
 
-struct ebb_stack *ebb_stack_get(struct ebb_core *c)
+struct ebb_stack *__ebb_stack_make(struct ebb_core *c)
 {
-	struct ebb_stack *s = c->stack_free;
+	struct ebb_stack *s;
 	void *base;
 	size_t len = EBB_STACK_SIZE + EBB_GUARD_SIZE;
 
-	if (s != NULL) {
-		c->stack_free = s->next;
-		return s;
-	}
 	if (c->stacks_made >= EBB_MAX_STACKS)
 		return NULL;
 	base = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -43,18 +39,6 @@ struct ebb_stack *ebb_stack_get(struct ebb_core *c)
 	c->stack_all = s;
 	c->stacks_made++;
 	return s;
-}
-
-void ebb_stack_put(struct ebb_core *c, struct ebb_stack *s)
-{
-	s->next = c->stack_free;
-	c->stack_free = s;
-}
-
-void *ebb_stack_top(struct ebb_stack *s)
-{
-	/* Below the header, 16-byte aligned as the ABI wants at a call. */
-	return (void *)((uintptr_t)s & ~(uintptr_t)15);
 }
 
 void ebb_stack_core_fini(struct ebb_core *c)

@@ -102,6 +102,7 @@ static void misuse_on_core(void *arg)
 	(void)arg;
 	cr_expect_eq(ebb_vector_add(NULL, NULL), -EINVAL);
 	cr_expect_eq(ebb_vector_add(&no_handle, NULL), -EINVAL);
+	cr_expect_eq(ebb_vector_remove(0), -EBUSY, "the inbox vector");
 	cr_expect_eq(ebb_vector_remove(-1), -ENOENT);
 	cr_expect_eq(ebb_vector_remove(31), -ENOENT);
 	cr_expect_eq(ebb_vector_remove(1000), -ENOENT);

@@ -45,7 +45,8 @@ int ebb_vector_add(const struct ebb_vector_ops *ops, void *arg);
 
 /*
  * Remove vector @vec from the calling core's table.
- * Returns 0, -EPERM (not on an ebbrt core) or -ENOENT (no such vector).
+ * Returns 0, -EPERM (not on an ebbrt core), -ENOENT (no such vector) or
+ * -EBUSY (vector 0, the core's own inbox).
  * Call on: the core that added it.
  */
 int ebb_vector_remove(int vec);
@@ -86,7 +87,8 @@ int ebb_idle_remove(int handle);
  *
  * ebb_event_save_context() suspends the running event: its registers and
  * stack are kept in @ctx and the core goes on with its loop on a fresh
- * stack from its pool. It returns 0 once someone has called
+ * stack from its pool. The FP control words (rounding mode, exception
+ * masks) are per core, not saved: restore any change before blocking. It returns 0 once someone has called
  * ebb_event_activate_context(@ctx) -- at once if that happened already.
  * Returns -EPERM when not called from an event on an ebbrt core, -ENOMEM
  * when no stack is left (nothing was saved).
