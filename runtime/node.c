@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Node set-up: DPDK EAL, one pinned thread per core, start and stop. */
 #include <errno.h>
+#include <limits.h>
 #include <numa.h>
 #include <sched.h>
 #include <stdio.h>
@@ -134,7 +135,7 @@ static unsigned env_uint(const char *name, unsigned dflt)
 static int eal_start(const struct ebb_config *cfg, const int *cpus,
 		     unsigned n)
 {
-	static char lcores[256], prefix[64];
+	static char lcores[256];
 	static char envbuf[1024];
 	char *argv[EBB_MAX_EAL_ARGS + 1];
 	int argc = 0, len, rc;
@@ -145,7 +146,6 @@ static int eal_start(const struct ebb_config *cfg, const int *cpus,
 		len += snprintf(lcores + len, sizeof(lcores) - (size_t)len,
 				"%s%d", i ? "," : "", cpus[i]);
 	snprintf(lcores + len, sizeof(lcores) - (size_t)len, ")");
-	snprintf(prefix, sizeof(prefix), "--file-prefix=ebbrt-%d", getpid());
 
 	argv[argc++] = (char *)"ebbrt";
 	argv[argc++] = lcores;
@@ -155,7 +155,6 @@ static int eal_start(const struct ebb_config *cfg, const int *cpus,
 		argv[argc++] = (char *)"--in-memory";
 		argv[argc++] = (char *)"--no-pci";
 		argv[argc++] = (char *)"--no-telemetry";
-		argv[argc++] = prefix;
 		argv[argc++] = (char *)"--log-level=lib.eal:error";
 	} else {
 		for (const char *const *a = cfg->eal_args; *a; a++) {
@@ -435,6 +434,8 @@ int ebb_run(void)
 
 void ebb_fini(void)
 {
+	char rundir[PATH_MAX];
+
 	if (!ebb_node.inited || ebb_node.finished)
 		return;
 	ebb_node.finished = true;
@@ -449,7 +450,11 @@ void ebb_fini(void)
 		ebb_node.core[i] = NULL;
 	}
 	ebb_node.ncores = 0;
+	snprintf(rundir, sizeof(rundir), "%s", rte_eal_get_runtime_dir());
 	rte_eal_cleanup();
+	/* EAL leaves its (here empty) runtime folder behind; rmdir removes
+	 * it only if no other process keeps files there. */
+	rmdir(rundir);
 	/* DPDK cannot be initialised twice in one process: ebb_init() after
 	 * this returns -EALREADY. */
 }

@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The event loop: spawning, ordering, vectors, idle handlers, halting and
  * waking, hosted mode, and errors on misuse. */
+#include <limits.h>
 #include <sched.h>
+#include <sys/stat.h>
+
+#include <rte_eal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -139,6 +144,19 @@ Test(event, misuse_returns_errors, .timeout = 60)
 	ebb_fini();
 	ebb_fini();	/* twice is harmless */
 	cr_assert_eq(ebb_start(), -ENOENT);
+}
+
+Test(event, fini_leaves_no_runtime_files, .timeout = 60)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+
+	ebbt_start("0-1");
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	cr_assert_neq(dir[0], '\0');
+	ebbt_stop();
+	cr_assert_neq(stat(dir, &st), 0, "%s is still there after ebb_fini",
+		      dir);
 }
 
 Test(event, bad_cpu_list_is_rejected, .timeout = 30)
