@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* NIC ports over DPDK ethdev: set-up, rx queues as vectors, tx bursts. */
+/* NIC ports over DPDK ethdev: set-up, rx queues as vectors, tx bursts;
+ * back-to-back virtual wires over net_ring; seeded fault injection on the
+ * tx path of any port. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <rte_cycles.h>
 #include <rte_dev.h>
+#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_spinlock.h>
 
 #include <ebbrt/ebbrt.h>
 #include <ebbrt/nic.h>
@@ -18,9 +25,38 @@
 #define NIC_DEFAULT_RING 1024u
 #define NIC_DEFAULT_MBUFS 8191u
 #define NIC_POOL_CACHE 256u
+/* FIFO slots a frame may need in the fault stage: itself, its copy, and
+ * the held frame it releases with that one's copy. */
+#define FAULT_SLOTS_PER_FRAME 4u
 
 #define STAT_ADD(q, f, n)                                                   \
 	__atomic_store_n(&(q)->f, (q)->f + (n), __ATOMIC_RELAXED)
+
+/* A frame waiting in a queue's fault stage until its due time. */
+struct fault_slot {
+	struct rte_mbuf *m;
+	uint64_t due;			/* TSC */
+};
+
+/* Fault injection state of one tx queue: its owning core only. */
+struct queue_faults {
+	uint32_t gen;			/* ebb_nic.faults_gen adopted */
+	bool on;
+	struct ebb_nic_faults cfg;
+	uint64_t rng;			/* splitmix64 state */
+	uint64_t delay_tsc;
+	/* A frame held back for reordering, released after the next one
+	 * or at held_until. */
+	struct rte_mbuf *held;
+	bool held_dup;
+	uint64_t held_until;
+	/* Frames on their way out, in send order (due times never
+	 * decrease). */
+	struct fault_slot *fifo;
+	uint32_t head, tail, cap;	/* free-running; mask = cap - 1 */
+	struct ebb_timer timer;		/* wakes the core at the next due */
+	uint64_t timer_at;		/* TSC the timer is set for */
+};
 
 /* One rx/tx queue pair, owned by one core once attached. */
 struct nic_queue {
@@ -31,32 +67,379 @@ struct nic_queue {
 	int intr_fd;			/* rx interrupt fd, or -1 */
 	ebb_nic_rx_fn fn;
 	void *arg;
+	/* Wire ends: the core this queue is attached to (written at
+	 * attach/detach) and that of the other end's queue of the same
+	 * number, which our tx kicks. Both live in the wire, which outlives
+	 * either end. NULL on other ports. */
+	_Atomic unsigned *owner;
+	_Atomic unsigned *peer_owner;
 	/* pending() receives ahead into here; handle() passes it on. */
 	uint16_t nstash;
 	struct rte_mbuf *stash[NIC_BURST];
+	struct queue_faults f;
 	/* counters: owner writes, anyone reads */
 	uint64_t rx_packets, tx_packets, tx_full, rx_bursts, armed;
+	uint64_t f_dropped, f_duplicated, f_reordered, f_corrupted, f_delayed;
 } __rte_cache_aligned;
+
+/* What the two ends of a wire share; freed by the second close. */
+struct nic_wire {
+	unsigned refs;			/* main thread only */
+	unsigned nq;
+	struct rte_mempool *pool;
+	/* ring[d * nq + i]: direction d (0: a to b, 1: b to a), queue i */
+	struct rte_ring **ring;
+	/* owner[e * nq + i]: the core queue i of end e is attached to */
+	_Atomic unsigned *owner;
+};
 
 struct ebb_nic {
 	uint16_t port;
 	bool rx_intr;
 	unsigned nq;
+	unsigned ring_size;
 	struct rte_device *dev;
 	struct rte_mempool *pool;
 	struct nic_queue *q;
+	struct nic_wire *wire;		/* a wire end, or NULL */
+	/* Fault settings as last set; queues copy them when faults_gen
+	 * moves on. */
+	rte_spinlock_t faults_lock;
+	bool faults_on;
+	struct ebb_nic_faults faults;
+	_Atomic uint32_t faults_gen;
 };
+
+/* --- sending --- */
+
+/* Put @n frames on the device queue; on a wire, wake the receiver. */
+static inline uint16_t dev_tx(struct nic_queue *q, struct rte_mbuf **pkts,
+			      uint16_t n)
+{
+	uint16_t sent = rte_eth_tx_burst(q->nic->port, q->id, pkts, n);
+
+	STAT_ADD(q, tx_packets, sent);
+	if (q->peer_owner != NULL && sent != 0) {
+		/* Pairs with the release store in ebb_nic_attach(). A kick
+		 * to a core that has just detached is harmless; a receiver
+		 * still attaching polls the ring before it can halt. */
+		unsigned core = atomic_load_explicit(q->peer_owner,
+						     memory_order_acquire);
+
+		if (core != EBB_CORE_NONE)
+			ebb_core_kick(core);
+	}
+	return sent;
+}
+
+/* --- fault injection --- */
+
+static inline uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static inline double rng_unit(uint64_t *s)
+{
+	return (double)(rng_next(s) >> 11) * 0x1.0p-53;
+}
+
+static inline bool faults_waiting(const struct queue_faults *f)
+{
+	return f->head != f->tail || f->held != NULL;
+}
+
+static inline uint32_t fifo_room(const struct queue_faults *f)
+{
+	return f->cap - (f->tail - f->head);
+}
+
+static inline void fifo_push(struct queue_faults *f, struct rte_mbuf *m,
+			     uint64_t due)
+{
+	RTE_ASSERT(fifo_room(f) > 0);
+	f->fifo[f->tail & (f->cap - 1)] = (struct fault_slot){ m, due };
+	f->tail++;
+}
+
+/* Whether something of the fault stage should go out at TSC @now. */
+static inline bool faults_due(const struct queue_faults *f, uint64_t now)
+{
+	return (f->head != f->tail &&
+		f->fifo[f->head & (f->cap - 1)].due <= now) ||
+	       (f->held != NULL && f->held_until <= now);
+}
+
+static void faults_free_waiting(struct queue_faults *f)
+{
+	while (f->head != f->tail) {
+		rte_pktmbuf_free(f->fifo[f->head & (f->cap - 1)].m);
+		f->head++;
+	}
+	rte_pktmbuf_free(f->held);
+	f->held = NULL;
+}
+
+/* Take the port's current fault settings (owning core). */
+static __rte_noinline void faults_adopt(struct nic_queue *q, uint64_t now)
+{
+	struct ebb_nic *nic = q->nic;
+	struct queue_faults *f = &q->f;
+
+	rte_spinlock_lock(&nic->faults_lock);
+	f->gen = atomic_load_explicit(&nic->faults_gen, memory_order_relaxed);
+	f->on = nic->faults_on;
+	f->cfg = nic->faults;
+	rte_spinlock_unlock(&nic->faults_lock);
+	f->rng = f->cfg.seed ^ ((uint64_t)(q->id + 1) * 0xd1b54a32d192ed03ull);
+	f->delay_tsc = (uint64_t)f->cfg.delay_us * rte_get_tsc_hz() / 1000000u;
+	if (f->on && f->fifo == NULL) {
+		uint32_t cap = rte_align32pow2(RTE_MAX(nic->ring_size, 64u));
+
+		f->fifo = rte_zmalloc("ebb_nic_faults", sizeof(*f->fifo) * cap,
+				      RTE_CACHE_LINE_SIZE);
+		if (f->fifo == NULL) {
+			fprintf(stderr, "ebbrt nic: no memory for faults on "
+					"queue %u: faults stay off\n", q->id);
+			f->on = false;
+			return;
+		}
+		f->cap = cap;
+	}
+	/* Reordering off: a held frame goes now, in order. */
+	if (f->held != NULL && (!f->on || f->cfg.reorder == 0.0))
+		f->held_until = now;
+}
+
+/* Queue @m to leave after the delay, with a copy of it if @dup. */
+static void faults_out(struct nic_queue *q, struct rte_mbuf *m, bool dup,
+		       uint64_t now)
+{
+	struct queue_faults *f = &q->f;
+	uint64_t due = now + f->delay_tsc;
+
+	fifo_push(f, m, due);
+	if (dup) {
+		struct rte_mbuf *c = rte_pktmbuf_copy(m, q->nic->pool, 0,
+						      UINT32_MAX);
+
+		if (c != NULL) {
+			fifo_push(f, c, due);
+			STAT_ADD(q, f_duplicated, 1);
+		}
+	}
+	if (f->delay_tsc != 0)
+		STAT_ADD(q, f_delayed, 1u + dup);
+}
+
+/* Flip bit @r (modulo the bits past the Ethernet header) of @m; returns
+ * the frame to send, a private copy if @m was shared. */
+static struct rte_mbuf *faults_corrupt(struct nic_queue *q,
+				       struct rte_mbuf *m, uint64_t r)
+{
+	uint32_t len = rte_pktmbuf_pkt_len(m), off;
+	struct rte_mbuf *s;
+	uint64_t bit;
+	bool shared = false;
+
+	if (len <= RTE_ETHER_HDR_LEN)
+		return m;
+	for (s = m; s != NULL; s = s->next)
+		shared |= !RTE_MBUF_DIRECT(s) || rte_mbuf_refcnt_read(s) != 1;
+	if (shared) {
+		/* Others see this data (a clone, a retransmit queue): flip
+		 * the bit in our own copy. */
+		struct rte_mbuf *c = rte_pktmbuf_copy(m, q->nic->pool, 0,
+						      UINT32_MAX);
+
+		if (c == NULL)
+			return m;
+		rte_pktmbuf_free(m);
+		m = c;
+	}
+	bit = RTE_ETHER_HDR_LEN * 8u +
+	      r % ((uint64_t)(len - RTE_ETHER_HDR_LEN) * 8u);
+	off = (uint32_t)(bit / 8u);
+	for (s = m; s != NULL && off >= s->data_len; s = s->next)
+		off -= s->data_len;
+	if (s == NULL)
+		return m;
+	*rte_pktmbuf_mtod_offset(s, uint8_t *, off) ^=
+		(uint8_t)(1u << (bit % 8u));
+	STAT_ADD(q, f_corrupted, 1);
+	return m;
+}
+
+/* The fate of one frame the caller sends. Needs FAULT_SLOTS_PER_FRAME
+ * free slots. */
+static void faults_one(struct nic_queue *q, struct rte_mbuf *m, uint64_t now)
+{
+	struct queue_faults *f = &q->f;
+	double r_drop, r_corrupt, r_reorder, r_dup;
+	uint64_t r_bit;
+	bool dup;
+
+	if (!f->on) {
+		/* Off, but frames still wait: keep the order. */
+		fifo_push(f, m, now);
+		return;
+	}
+	/* Five draws for every frame whatever befalls it: the faults of
+	 * frame k depend on the seed and k only. */
+	r_drop = rng_unit(&f->rng);
+	r_corrupt = rng_unit(&f->rng);
+	r_reorder = rng_unit(&f->rng);
+	r_dup = rng_unit(&f->rng);
+	r_bit = rng_next(&f->rng);
+
+	if (r_drop < f->cfg.drop) {
+		rte_pktmbuf_free(m);
+		STAT_ADD(q, f_dropped, 1);
+		return;
+	}
+	if (r_corrupt < f->cfg.corrupt)
+		m = faults_corrupt(q, m, r_bit);
+	dup = r_dup < f->cfg.duplicate;
+	if (r_reorder < f->cfg.reorder && f->held == NULL) {
+		f->held = m;
+		f->held_dup = dup;
+		f->held_until = now + EBB_NIC_REORDER_HOLD_US *
+					      rte_get_tsc_hz() / 1000000u;
+		STAT_ADD(q, f_reordered, 1);
+		return;
+	}
+	faults_out(q, m, dup, now);
+	if (f->held != NULL) {
+		faults_out(q, f->held, f->held_dup, now);
+		f->held = NULL;
+	}
+}
+
+/* Send what is due at @now, as far as the device takes it. */
+static void faults_flush(struct nic_queue *q, uint64_t now)
+{
+	struct queue_faults *f = &q->f;
+	struct rte_mbuf *pkts[NIC_BURST];
+
+	if (f->held != NULL && f->held_until <= now &&
+	    fifo_room(f) >= FAULT_SLOTS_PER_FRAME / 2) {
+		faults_out(q, f->held, f->held_dup, now);
+		f->held = NULL;
+	}
+	while (f->head != f->tail) {
+		uint16_t n = 0, sent;
+
+		while (n < NIC_BURST && f->head + n != f->tail) {
+			const struct fault_slot *sl =
+				&f->fifo[(f->head + n) & (f->cap - 1)];
+
+			if (sl->due > now)
+				break;
+			pkts[n++] = sl->m;
+		}
+		if (n == 0)
+			break;
+		sent = dev_tx(q, pkts, n);
+		f->head += sent;
+		if (sent < n)
+			break;	/* device full: retried from the timer */
+	}
+}
+
+static void faults_timer_fn(struct ebb_timer *t, void *arg);
+
+/* Keep the queue's timer set for the next thing due, so that a halted
+ * core wakes to send it. */
+static void faults_arm(struct nic_queue *q, uint64_t now)
+{
+	struct queue_faults *f = &q->f;
+	uint64_t next = UINT64_MAX, hz = rte_get_tsc_hz();
+
+	if (f->head != f->tail)
+		next = f->fifo[f->head & (f->cap - 1)].due;
+	if (f->held != NULL)
+		next = RTE_MIN(next, f->held_until);
+	if (next == UINT64_MAX) {
+		if (ebb_timer_pending(&f->timer))
+			ebb_timer_cancel(&f->timer);
+		return;
+	}
+	if (ebb_timer_pending(&f->timer) && f->timer_at == next)
+		return;
+	f->timer_at = next;
+	/* Rounded up: it never fires before the frame is due. */
+	ebb_timer_start(&f->timer,
+			next > now ? ((next - now) * 1000000000u + hz - 1) / hz
+				   : 0,
+			0);
+}
+
+/* Timer and vector work of the fault stage: on the owning core. */
+static void faults_service(struct nic_queue *q)
+{
+	uint64_t now = rte_rdtsc();
+
+	/* Pairs with the release increment in ebb_nic_set_faults(). */
+	if (atomic_load_explicit(&q->nic->faults_gen, memory_order_acquire) !=
+	    q->f.gen)
+		faults_adopt(q, now);
+	faults_flush(q, now);
+	faults_arm(q, now);
+}
+
+static void faults_timer_fn(struct ebb_timer *t, void *arg)
+{
+	(void)t;
+	faults_service(arg);
+}
+
+static __rte_noinline uint16_t faults_tx(struct nic_queue *q,
+					 struct rte_mbuf **pkts, uint16_t n)
+{
+	struct queue_faults *f = &q->f;
+	uint64_t now = rte_rdtsc();
+	uint16_t i;
+
+	/* What is due goes first: the FIFO keeps the send order. */
+	faults_flush(q, now);
+	for (i = 0; i < n; i++) {
+		if (f->on ? fifo_room(f) < FAULT_SLOTS_PER_FRAME
+			  : fifo_room(f) == 0)
+			break;
+		faults_one(q, pkts[i], now);
+	}
+	faults_flush(q, now);
+	faults_arm(q, now);
+	if (i < n)
+		STAT_ADD(q, tx_full, n - i);
+	return i;
+}
+
+/* Drop what the fault stage still holds (detach, close). */
+static void faults_discard(struct nic_queue *q)
+{
+	if (ebb_timer_pending(&q->f.timer))
+		ebb_timer_cancel(&q->f.timer);
+	faults_free_waiting(&q->f);
+}
 
 static bool rxq_pending(void *arg)
 {
 	struct nic_queue *q = arg;
+	bool due = unlikely(faults_waiting(&q->f)) &&
+		   faults_due(&q->f, rte_rdtsc());
 
 	/* Not every PMD can count a queue (rte_eth_rx_queue_count), so
 	 * look by receiving: what we got waits here for handle(). */
 	if (q->nstash == 0)
 		q->nstash = rte_eth_rx_burst(q->nic->port, q->id, q->stash,
 					     NIC_BURST);
-	return q->nstash != 0;
+	return q->nstash != 0 || due;
 }
 
 static void rxq_handle(void *arg)
@@ -65,6 +448,10 @@ static void rxq_handle(void *arg)
 	struct rte_mbuf *pkts[NIC_BURST];
 	uint16_t n = q->nstash;
 
+	if (unlikely(faults_waiting(&q->f)))
+		faults_service(q);
+	if (n == 0)
+		return;
 	memcpy(pkts, q->stash, sizeof(pkts[0]) * n);
 	q->nstash = 0;
 	STAT_ADD(q, rx_packets, n);
@@ -75,9 +462,12 @@ static void rxq_handle(void *arg)
 static int rxq_arm(void *arg)
 {
 	struct nic_queue *q = arg;
+	int rc = rte_eth_dev_rx_intr_enable(q->nic->port, q->id);
 
 	STAT_ADD(q, armed, 1);
-	return rte_eth_dev_rx_intr_enable(q->nic->port, q->id);
+	/* net_tap has nothing to enable (-ENOTSUP): its queue fd is always
+	 * readable when a frame waits, which is all the halt needs. */
+	return rc == -ENOTSUP ? 0 : rc;
 }
 
 static void rxq_disarm(void *arg)
@@ -148,12 +538,63 @@ static int port_configure(struct ebb_nic *nic, unsigned ring)
 	return rte_eth_dev_start(nic->port);
 }
 
+/* A NIC with @nq queues and nothing opened yet. */
+static struct ebb_nic *nic_new(unsigned nq, unsigned ring)
+{
+	struct ebb_nic *nic = calloc(1, sizeof(*nic));
+
+	if (nic == NULL)
+		return NULL;
+	nic->port = RTE_MAX_ETHPORTS;	/* nothing probed yet */
+	nic->nq = nq;
+	nic->ring_size = ring;
+	rte_spinlock_init(&nic->faults_lock);
+	nic->q = rte_zmalloc("ebb_nic_q", sizeof(*nic->q) * nq,
+			     RTE_CACHE_LINE_SIZE);
+	if (nic->q == NULL) {
+		free(nic);
+		return NULL;
+	}
+	for (unsigned i = 0; i < nq; i++) {
+		struct nic_queue *q = &nic->q[i];
+
+		q->nic = nic;
+		q->id = (uint16_t)i;
+		q->vec = -1;
+		q->intr_fd = -1;
+		ebb_timer_init(&q->f.timer, faults_timer_fn, q);
+	}
+	return nic;
+}
+
+/* Configure and start the port, then find its rx interrupt fds. */
+static int nic_start(struct ebb_nic *nic)
+{
+	struct rte_eth_dev_info info;
+	int rc;
+
+	if (rte_eth_dev_info_get(nic->port, &info) == 0)
+		nic->dev = info.device;
+	rc = port_configure(nic, nic->ring_size);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; nic->rx_intr && i < nic->nq; i++) {
+		nic->q[i].intr_fd = rte_eth_dev_rx_intr_ctl_q_get_fd(nic->port,
+								     (uint16_t)i);
+		if (nic->q[i].intr_fd < 0)
+			nic->rx_intr = false;
+	}
+	if (!nic->rx_intr)
+		for (unsigned i = 0; i < nic->nq; i++)
+			nic->q[i].intr_fd = -1;
+	return 0;
+}
+
 struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg)
 {
 	struct ebb_nic *nic = NULL;
-	struct rte_eth_dev_info info;
 	char pool_name[RTE_MEMPOOL_NAMESIZE];
-	unsigned ring, nmbufs;
+	unsigned nmbufs;
 	uint16_t port;
 	int rc, err;
 
@@ -168,12 +609,12 @@ struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg)
 		errno = rc == 0 ? EEXIST : EINVAL;
 		return NULL;
 	}
-	nic = calloc(1, sizeof(*nic));
+	nic = nic_new(cfg->nqueues ? cfg->nqueues : 1,
+		      cfg->ring_size ? cfg->ring_size : NIC_DEFAULT_RING);
 	if (nic == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	nic->port = RTE_MAX_ETHPORTS;	/* nothing probed yet */
 	rc = rte_dev_probe(cfg->devargs);
 	if (rc) {
 		fprintf(stderr, "ebbrt nic: cannot probe '%s': %s\n",
@@ -188,52 +629,191 @@ struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg)
 		goto fail;
 	}
 	nic->port = port;
-	nic->nq = cfg->nqueues ? cfg->nqueues : 1;
 	nic->rx_intr = !cfg->no_rx_intr;
-	if (rte_eth_dev_info_get(port, &info) == 0)
-		nic->dev = info.device;
-	nic->q = rte_zmalloc("ebb_nic_q", sizeof(*nic->q) * nic->nq,
-			     RTE_CACHE_LINE_SIZE);
-	ring = cfg->ring_size ? cfg->ring_size : NIC_DEFAULT_RING;
 	nmbufs = cfg->nmbufs ? cfg->nmbufs : NIC_DEFAULT_MBUFS;
 	snprintf(pool_name, sizeof(pool_name), "ebb_nic_%u", port);
 	nic->pool = rte_pktmbuf_pool_create(pool_name, nmbufs,
 					    RTE_MIN(NIC_POOL_CACHE, nmbufs / 4),
 					    0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					    rte_eth_dev_socket_id(port));
-	if (nic->q == NULL || nic->pool == NULL) {
+	if (nic->pool == NULL) {
 		err = ENOMEM;
 		goto fail;
 	}
-	rc = port_configure(nic, ring);
+	rc = nic_start(nic);
 	if (rc) {
 		fprintf(stderr, "ebbrt nic: cannot start port %u ('%s'): %s\n",
 			port, cfg->devargs, strerror(rc < 0 ? -rc : rc));
 		err = ENODEV;
 		goto fail;
 	}
-	for (unsigned i = 0; i < nic->nq; i++) {
-		struct nic_queue *q = &nic->q[i];
-
-		q->nic = nic;
-		q->id = (uint16_t)i;
-		q->vec = -1;
-		q->intr_fd = -1;
-		if (nic->rx_intr) {
-			q->intr_fd = rte_eth_dev_rx_intr_ctl_q_get_fd(port,
-								      q->id);
-			if (q->intr_fd < 0)
-				nic->rx_intr = false;
-		}
-	}
-	if (!nic->rx_intr)
-		for (unsigned i = 0; i < nic->nq; i++)
-			nic->q[i].intr_fd = -1;
 	return nic;
 fail:
 	ebb_nic_close(nic);
 	errno = err;
 	return NULL;
+}
+
+/* --- virtual wires --- */
+
+/* Drop a reference to @w; the last one frees the rings, the frames still
+ * on them and the pool (both ports are gone by then). */
+static void wire_put(struct nic_wire *w)
+{
+	if (w == NULL || --w->refs > 0)
+		return;
+	for (unsigned i = 0; w->ring != NULL && i < 2 * w->nq; i++) {
+		struct rte_mbuf *m;
+
+		if (w->ring[i] == NULL)
+			continue;
+		while (rte_ring_dequeue(w->ring[i], (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(w->ring[i]);
+	}
+	rte_mempool_free(w->pool);
+	free(w->ring);
+	free(w->owner);
+	free(w);
+}
+
+/* The wire's rings and pool, named after @name. */
+static int wire_new(const char *name, unsigned nq, unsigned ring,
+		    unsigned nmbufs, struct nic_wire **out)
+{
+	char rname[RTE_RING_NAMESIZE];
+	struct nic_wire *w = calloc(1, sizeof(*w));
+	int socket = (int)rte_socket_id();
+
+	if (w == NULL)
+		return -ENOMEM;
+	w->refs = 1;
+	w->nq = nq;
+	w->ring = calloc(2 * nq, sizeof(*w->ring));
+	w->owner = calloc(2 * nq, sizeof(*w->owner));
+	if (w->ring == NULL || w->owner == NULL)
+		goto nomem;
+	for (unsigned i = 0; i < 2 * nq; i++)
+		atomic_init(&w->owner[i], EBB_CORE_NONE);
+	snprintf(rname, sizeof(rname), "ebbw_%s", name);
+	w->pool = rte_pktmbuf_pool_create(rname, nmbufs,
+					  RTE_MIN(NIC_POOL_CACHE, nmbufs / 4),
+					  0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					  socket);
+	if (w->pool == NULL) {
+		wire_put(w);
+		return rte_errno == EEXIST ? -EEXIST : -ENOMEM;
+	}
+	for (unsigned i = 0; i < 2 * nq; i++) {
+		/* One sender (the core owning the tx queue) and one receiver
+		 * (the core owning the other end's rx queue) per ring. */
+		snprintf(rname, sizeof(rname), "ebbw_%s_%c%u", name,
+			 i < nq ? 'a' : 'b', i % nq);
+		w->ring[i] = rte_ring_create(rname, ring, socket,
+					     RING_F_SP_ENQ | RING_F_SC_DEQ |
+						     RING_F_EXACT_SZ);
+		if (w->ring[i] == NULL) {
+			wire_put(w);
+			return rte_errno == EEXIST ? -EEXIST : -ENOMEM;
+		}
+	}
+	*out = w;
+	return 0;
+nomem:
+	wire_put(w);
+	return -ENOMEM;
+}
+
+/* End @end (0: a, 1: b) of wire @w: a net_ring port that sends on
+ * direction @end and receives on the other. */
+static int wire_end(struct nic_wire *w, const char *name, unsigned end,
+		    unsigned ring, struct ebb_nic **out)
+{
+	char pname[RTE_ETH_NAME_MAX_LEN];
+	struct rte_ring **tx = &w->ring[end * w->nq];
+	struct rte_ring **rx = &w->ring[(1 - end) * w->nq];
+	struct ebb_nic *nic;
+	int port, rc;
+
+	nic = nic_new(w->nq, ring);
+	if (nic == NULL)
+		return -ENOMEM;
+	/* The ring PMD names the device net_ring_<name>. */
+	snprintf(pname, sizeof(pname), "%s_%c", name, 'a' + end);
+	port = rte_eth_from_rings(pname, rx, w->nq, tx, w->nq,
+				  rte_socket_id());
+	if (port < 0) {
+		fprintf(stderr, "ebbrt nic: cannot create wire end "
+				"net_ring_%s: %s\n", pname,
+			rte_strerror(rte_errno));
+		ebb_nic_close(nic);
+		return -ENODEV;
+	}
+	nic->port = (uint16_t)port;
+	nic->wire = w;
+	w->refs++;
+	nic->pool = w->pool;
+	nic->rx_intr = false;	/* net_ring has none: the sender kicks */
+	for (unsigned i = 0; i < w->nq; i++) {
+		nic->q[i].owner = &w->owner[end * w->nq + i];
+		nic->q[i].peer_owner = &w->owner[(1 - end) * w->nq + i];
+	}
+	rc = nic_start(nic);
+	if (rc) {
+		fprintf(stderr, "ebbrt nic: cannot start wire end "
+				"net_ring_%s: %s\n", pname,
+			strerror(rc < 0 ? -rc : rc));
+		ebb_nic_close(nic);
+		return -ENODEV;
+	}
+	*out = nic;
+	return 0;
+}
+
+int ebb_nic_open_wire(const char *name, const struct ebb_nic_config *cfg,
+		      struct ebb_nic **a, struct ebb_nic **b)
+{
+	char pname[RTE_ETH_NAME_MAX_LEN];
+	struct ebb_nic *end[2] = { NULL, NULL };
+	struct nic_wire *w = NULL;
+	unsigned nq, ring, nmbufs;
+	uint16_t port;
+	size_t len;
+	int rc;
+
+	if (a != NULL)
+		*a = NULL;
+	if (b != NULL)
+		*b = NULL;
+	if (name == NULL || cfg == NULL || a == NULL || b == NULL)
+		return -EINVAL;
+	len = strlen(name);
+	nq = cfg->nqueues ? cfg->nqueues : 1;
+	if (len == 0 || len > EBB_NIC_WIRE_NAME_MAX ||
+	    strpbrk(name, ",=") != NULL || nq > EBB_MAX_CORES ||
+	    nq > RTE_PMD_RING_MAX_RX_RINGS)
+		return -EINVAL;
+	snprintf(pname, sizeof(pname), "net_ring_%s_a", name);
+	if (rte_eth_dev_get_port_by_name(pname, &port) == 0)
+		return -EEXIST;
+	ring = cfg->ring_size ? cfg->ring_size : NIC_DEFAULT_RING;
+	nmbufs = cfg->nmbufs ? cfg->nmbufs : NIC_DEFAULT_MBUFS;
+	rc = wire_new(name, nq, ring, nmbufs, &w);
+	if (rc)
+		return rc;
+	rc = wire_end(w, name, 0, ring, &end[0]);
+	if (!rc)
+		rc = wire_end(w, name, 1, ring, &end[1]);
+	if (rc) {
+		ebb_nic_close(end[0]);
+		wire_put(w);
+		return rc;
+	}
+	/* The ends hold the wire now. */
+	wire_put(w);
+	*a = end[0];
+	*b = end[1];
+	return 0;
 }
 
 void ebb_nic_close(struct ebb_nic *nic)
@@ -245,6 +825,13 @@ void ebb_nic_close(struct ebb_nic *nic)
 
 		rte_pktmbuf_free_bulk(q->stash, q->nstash);
 		q->nstash = 0;
+		/* The cores are stopped (their timers are gone) or the
+		 * queue was detached (it cancelled its timer). */
+		faults_free_waiting(&q->f);
+		rte_free(q->f.fifo);
+		if (q->owner != NULL)
+			atomic_store_explicit(q->owner, EBB_CORE_NONE,
+					      memory_order_release);
 	}
 	if (nic->port < RTE_MAX_ETHPORTS) {
 		rte_eth_dev_stop(nic->port);
@@ -253,7 +840,10 @@ void ebb_nic_close(struct ebb_nic *nic)
 		if (nic->dev == NULL || rte_dev_remove(nic->dev) != 0)
 			rte_eth_dev_close(nic->port);
 	}
-	rte_mempool_free(nic->pool);
+	if (nic->wire != NULL)
+		wire_put(nic->wire);
+	else
+		rte_mempool_free(nic->pool);
 	rte_free(nic->q);
 	free(nic);
 }
@@ -285,7 +875,7 @@ int ebb_nic_attach(struct ebb_nic *nic, unsigned queue, ebb_nic_rx_fn fn,
 	struct ebb_vector_ops ops = {
 		.pending = rxq_pending,
 		.handle = rxq_handle,
-		.fd = -1,
+		.fd = EBB_VECTOR_FD_NONE,
 	};
 	struct nic_queue *q;
 	int vec;
@@ -301,6 +891,9 @@ int ebb_nic_attach(struct ebb_nic *nic, unsigned queue, ebb_nic_rx_fn fn,
 		ops.arm = rxq_arm;
 		ops.disarm = rxq_disarm;
 		ops.fd = q->intr_fd;
+	} else if (q->owner != NULL) {
+		/* A wire end: the other end's sender kicks this core. */
+		ops.fd = EBB_VECTOR_FD_KICK;
 	}
 	q->fn = fn;
 	q->arg = arg;
@@ -309,6 +902,9 @@ int ebb_nic_attach(struct ebb_nic *nic, unsigned queue, ebb_nic_rx_fn fn,
 	if (vec < 0)
 		return vec;
 	q->vec = vec;
+	/* Pairs with the acquire load in dev_tx() of the other end. */
+	if (q->owner != NULL)
+		atomic_store_explicit(q->owner, q->core, memory_order_release);
 	return 0;
 }
 
@@ -323,10 +919,14 @@ int ebb_nic_detach(struct ebb_nic *nic, unsigned queue)
 	q = &nic->q[queue];
 	if (q->vec < 0 || q->core != ebb_core_id())
 		return -EINVAL;
+	if (q->owner != NULL)
+		atomic_store_explicit(q->owner, EBB_CORE_NONE,
+				      memory_order_release);
 	ebb_vector_remove(q->vec);
 	q->vec = -1;
 	rte_pktmbuf_free_bulk(q->stash, q->nstash);
 	q->nstash = 0;
+	faults_discard(q);
 	return 0;
 }
 
@@ -334,12 +934,43 @@ uint16_t ebb_nic_tx(struct ebb_nic *nic, unsigned queue,
 		    struct rte_mbuf **pkts, uint16_t n)
 {
 	struct nic_queue *q = &nic->q[queue];
-	uint16_t sent = rte_eth_tx_burst(nic->port, q->id, pkts, n);
+	uint16_t sent;
 
-	STAT_ADD(q, tx_packets, sent);
+	/* Pairs with the release increment in ebb_nic_set_faults(). */
+	if (unlikely(atomic_load_explicit(&nic->faults_gen,
+					  memory_order_acquire) != q->f.gen))
+		faults_adopt(q, rte_rdtsc());
+	if (unlikely(q->f.on || faults_waiting(&q->f)))
+		return faults_tx(q, pkts, n);
+	sent = dev_tx(q, pkts, n);
 	if (sent < n)
 		STAT_ADD(q, tx_full, n - sent);
 	return sent;
+}
+
+static inline bool prob_ok(double p)
+{
+	return p >= 0.0 && p <= 1.0;	/* false for NaN */
+}
+
+int ebb_nic_set_faults(struct ebb_nic *nic, const struct ebb_nic_faults *f)
+{
+	if (nic == NULL)
+		return -EINVAL;
+	if (f != NULL && !(prob_ok(f->drop) && prob_ok(f->duplicate) &&
+			   prob_ok(f->reorder) && prob_ok(f->corrupt)))
+		return -EINVAL;
+	rte_spinlock_lock(&nic->faults_lock);
+	nic->faults_on = f != NULL;
+	if (f != NULL)
+		nic->faults = *f;
+	else
+		memset(&nic->faults, 0, sizeof(nic->faults));
+	/* Pairs with the acquire loads in ebb_nic_tx() and
+	 * faults_service(); the queues read the settings under the lock. */
+	atomic_fetch_add_explicit(&nic->faults_gen, 1, memory_order_release);
+	rte_spinlock_unlock(&nic->faults_lock);
+	return 0;
 }
 
 int ebb_nic_stats(const struct ebb_nic *nic, struct ebb_nic_stats *out)
@@ -350,15 +981,18 @@ int ebb_nic_stats(const struct ebb_nic *nic, struct ebb_nic_stats *out)
 	for (unsigned i = 0; i < nic->nq; i++) {
 		const struct nic_queue *q = &nic->q[i];
 
-		out->rx_packets += __atomic_load_n(&q->rx_packets,
-						   __ATOMIC_RELAXED);
-		out->tx_packets += __atomic_load_n(&q->tx_packets,
-						   __ATOMIC_RELAXED);
-		out->tx_full += __atomic_load_n(&q->tx_full, __ATOMIC_RELAXED);
-		out->rx_bursts += __atomic_load_n(&q->rx_bursts,
-						  __ATOMIC_RELAXED);
-		out->rx_wakeups_armed += __atomic_load_n(&q->armed,
-							 __ATOMIC_RELAXED);
+#define SUM(to, from) out->to += __atomic_load_n(&q->from, __ATOMIC_RELAXED)
+		SUM(rx_packets, rx_packets);
+		SUM(tx_packets, tx_packets);
+		SUM(tx_full, tx_full);
+		SUM(rx_bursts, rx_bursts);
+		SUM(rx_wakeups_armed, armed);
+		SUM(faults_dropped, f_dropped);
+		SUM(faults_duplicated, f_duplicated);
+		SUM(faults_reordered, f_reordered);
+		SUM(faults_corrupted, f_corrupted);
+		SUM(faults_delayed, f_delayed);
+#undef SUM
 	}
 	return 0;
 }

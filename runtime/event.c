@@ -104,6 +104,37 @@ static void ring_doorbell(struct ebb_core *c)
 	(void)n;
 }
 
+/*
+ * Work for @c has just been made visible to its pending() (an enqueue):
+ * wake it if it is halted. Dekker with core_halt(): our enqueue, this
+ * fence, then the load of halted; it stores halted, fences, then re-polls
+ * every vector. Either it sees the work or we see it halted and ring.
+ */
+static inline void core_kick(struct ebb_core *c)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (unlikely(atomic_load_explicit(&c->halted, memory_order_relaxed) ==
+		     EBB_HALTED)) {
+		int expected = EBB_HALTED;
+
+		/* One doorbell per halt: the first sender to see the core
+		 * halted rings, the others find it rung. */
+		if (atomic_compare_exchange_strong(&c->halted, &expected,
+						   EBB_HALTED_RUNG))
+			ring_doorbell(c);
+	}
+}
+
+int ebb_core_kick(unsigned core)
+{
+	struct ebb_core *c = ebb_core_get(core);
+
+	if (unlikely(c == NULL))
+		return -ENODEV;
+	core_kick(c);
+	return 0;
+}
+
 int ebb_spawn_remote(unsigned core, ebb_event_fn fn, void *arg)
 {
 	struct ebb_core *c = ebb_core_get(core);
@@ -118,20 +149,7 @@ int ebb_spawn_remote(unsigned core, ebb_event_fn fn, void *arg)
 		return -ESHUTDOWN;
 	if (unlikely(rte_ring_mp_enqueue_elem(c->inbox, &ev, sizeof(ev)) != 0))
 		return -EAGAIN;
-	/* Dekker with core_halt(): our enqueue, this fence, then the load of
-	 * halted; it stores halted, fences, then re-polls the inbox. Either
-	 * it sees the event or we see it halted and ring. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (unlikely(atomic_load_explicit(&c->halted, memory_order_relaxed) ==
-		     EBB_HALTED)) {
-		int expected = EBB_HALTED;
-
-		/* One doorbell per halt: the first sender to see the core
-		 * halted rings, the others find it rung. */
-		if (atomic_compare_exchange_strong(&c->halted, &expected,
-						   EBB_HALTED_RUNG))
-			ring_doorbell(c);
-	}
+	core_kick(c);
 	return 0;
 }
 
@@ -355,7 +373,8 @@ static void core_halt(struct ebb_core *c)
 	unsigned v, head, seen = 0;
 	int rc;
 
-	/* Pairs with the fence in ebb_spawn_remote(). */
+	/* Pairs with the fence in core_kick() (ebb_spawn_remote(),
+	 * ebb_core_kick()). */
 	atomic_store_explicit(&c->halted, EBB_HALTED, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
 
@@ -366,7 +385,7 @@ static void core_halt(struct ebb_core *c)
 		 * to the next deadline. */
 		if (!vec->used || (int)v == c->timer_vec)
 			continue;
-		if (vec->ops.fd < 0) {
+		if (vec->ops.fd < 0 && vec->ops.fd != EBB_VECTOR_FD_KICK) {
 			nofd = true;
 			continue;
 		}
@@ -375,6 +394,9 @@ static void core_halt(struct ebb_core *c)
 			nofd = true;
 			continue;
 		}
+		/* A kicked vector is disarmed after the halt but has no fd
+		 * to poll: its producers ring the doorbell (core_kick()),
+		 * which is always polled as the inbox's fd. */
 		armed[v] = true;
 	}
 
@@ -386,7 +408,7 @@ static void core_halt(struct ebb_core *c)
 
 	set_timerfd(c, ebb_timer_next_tick(c));
 	for (v = 0; v < c->nvec; v++) {
-		if (armed[v] && !c->vec[v].in_ring) {
+		if (armed[v] && c->vec[v].ops.fd >= 0 && !c->vec[v].in_ring) {
 			add_poll(c, c->vec[v].ops.fd, v);
 			c->vec[v].in_ring = true;
 		}

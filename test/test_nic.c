@@ -155,6 +155,21 @@ Test(nic, tap_rx_wakes_halted_core_and_tx_reaches_linux, .timeout = 90)
 	cr_assert_eq(ebbt_call(1, attach, NULL), 0);
 	cr_assert_eq(atomic_load(&attach_rc), -EBUSY, "second attach");
 
+	/* Interrupt-driven: a halted core with only fd vectors sleeps until
+	 * an fd fires; had the queue fallen back to the fd-less halt timeout
+	 * (up to 10 ms) it would wake dozens of times in half a second. */
+	{
+		struct ebb_core_stats a, b;
+
+		usleep(200000);
+		cr_assert_eq(ebb_core_stats(1, &a), 0);
+		usleep(500000);
+		cr_assert_eq(ebb_core_stats(1, &b), 0);
+		cr_assert_lt(b.wakes - a.wakes, 10,
+			     "idle core 1 woke %lu times in 0.5 s: polling on "
+			     "a timeout, not on the queue's fd",
+			     (unsigned long)(b.wakes - a.wakes));
+	}
 	fd = raw_socket(ifindex);
 	memset(&f, 0, sizeof(f));
 	memcpy(f.dst, mac, 6);

@@ -40,9 +40,46 @@ struct ebb_nic_config {
  */
 struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg);
 
+/* Longest name of a virtual wire (ebb_nic_open_wire()). */
+#define EBB_NIC_WIRE_NAME_MAX 16
+
+/*
+ * Open a back-to-back virtual wire: two ports of this process, ends @a and
+ * @b, joined by crossed rte_rings (DPDK net_ring, ports
+ * "net_ring_<name>_a" and "net_ring_<name>_b"). What @a sends on queue i
+ * arrives on queue i of @b, and the other way round.
+ *
+ * From @cfg: nqueues queue pairs per end (default 1, at most 16: net_ring's
+ * limit), ring_size frames per ring and direction (default 1024), nmbufs
+ * mbufs in the one pool both ends share (ebb_nic_pool() of either end): a
+ * frame sent by one end is freed by the other's receiver, so a pool per
+ * end would have to outlive the other end anyway. devargs and no_rx_intr
+ * are ignored.
+ *
+ * net_ring has no rx interrupts. Instead the sender wakes the receiver:
+ * the rx vector of each end is EBB_VECTOR_FD_KICK, and ebb_nic_tx() on one
+ * end's queue i, after it has put frames on the ring, calls ebb_core_kick()
+ * on the core the other end's queue i is attached to. A halted receiver
+ * wakes at once, never on a timeout.
+ *
+ * Close each end with ebb_nic_close(): it stops and removes that end's
+ * port; the second close also frees the rings (and any frames left in
+ * them) and the pool.
+ *
+ * Returns 0 and sets *@a and *@b, or -EINVAL (a NULL argument, an empty
+ * name or one longer than EBB_NIC_WIRE_NAME_MAX, too many queues),
+ * -EEXIST (a wire of that name is open), -ENOMEM, or -ENODEV (DPDK could
+ * not create or start a port; the log says why). On an error *@a and *@b
+ * (when not NULL) are set to NULL. Call on: the main thread, after
+ * ebb_init().
+ */
+int ebb_nic_open_wire(const char *name, const struct ebb_nic_config *cfg,
+		      struct ebb_nic **a, struct ebb_nic **b);
+
 /*
  * Stop and close the port, remove the device (a tap interface goes away)
- * and free its pool. Call with every queue detached or the cores stopped
+ * and free its pool (a wire end: see ebb_nic_open_wire()). Frames held
+ * back by faults (ebb_nic_set_faults()) are freed. Call with every queue detached or the cores stopped
  * (ebb_stop(), ebb_wait()), and before ebb_fini(). Accepts NULL. Main
  * thread.
  */
@@ -75,21 +112,66 @@ int ebb_nic_attach(struct ebb_nic *nic, unsigned queue, ebb_nic_rx_fn fn,
 		   void *arg);
 
 /* Take queue @queue back from the calling core; frames it had received
- * but not handed over are freed. 0, -EPERM or -EINVAL. Owning core. */
+ * but not handed over, and frames its faults still hold back (delayed or
+ * to be reordered), are freed. 0, -EPERM or -EINVAL. Owning core. */
 int ebb_nic_detach(struct ebb_nic *nic, unsigned queue);
 
 /*
  * Send @n frames on queue @queue at once (no batching delay). Returns how
  * many the device took; the stack owns those, the caller keeps the rest.
+ * With faults set (ebb_nic_set_faults()) it returns how many the fault
+ * stage took: it may drop, hold or delay them, and sends the rest as the
+ * device takes them. On a wire, kicks the core of the other end's queue.
  * Call on: the core that owns the queue.
  */
 uint16_t ebb_nic_tx(struct ebb_nic *nic, unsigned queue,
 		    struct rte_mbuf **pkts, uint16_t n);
 
+/*
+ * Faults to inject on a port's tx path, to test a stack over a bad link
+ * (the kernel here has no netem). Probabilities are per frame, in [0, 1],
+ * applied in this order: drop, corrupt, reorder, duplicate, delay.
+ */
+struct ebb_nic_faults {
+	uint64_t seed;		/* same seed + same frames = same faults */
+	double drop;		/* the frame is freed, never sent */
+	double duplicate;	/* a copy of it is sent right after it */
+	double reorder;		/* it is held and sent after the next frame
+				 * (or after EBB_NIC_REORDER_HOLD_US if no
+				 * frame follows) */
+	double corrupt;		/* one random bit flipped past the Ethernet
+				 * header (a shared mbuf is copied first) */
+	uint32_t delay_us;	/* every frame leaves this much later; order
+				 * is kept (a FIFO) */
+};
+
+/* Longest a frame is held for reordering when no frame follows it. */
+#define EBB_NIC_REORDER_HOLD_US 1000u
+
+/*
+ * Inject faults @f on every tx queue of @nic (NULL: none). Any port: a tap
+ * facing Linux, a wire end. Each queue takes the new setting at its next
+ * ebb_nic_tx() or timer and restarts its own generator from @f->seed and
+ * its queue number, drawing the same number of values per frame whatever
+ * befalls it: a given seed and sequence of frames on a queue meet the same
+ * faults every time. Held or delayed frames leave from the owning core
+ * (a timer and the queue's vector), so they need no further sends; after
+ * faults are turned off, frames still waiting leave in order at their due
+ * time and new frames queue behind them until none wait.
+ * Returns 0 or -EINVAL (no nic, a probability outside [0, 1] or NaN).
+ * Call on: any thread.
+ */
+int ebb_nic_set_faults(struct ebb_nic *nic, const struct ebb_nic_faults *f);
+
 /* Per-port counters. */
 struct ebb_nic_stats {
 	uint64_t rx_packets, tx_packets, tx_full;	/* tx_full: not taken */
 	uint64_t rx_bursts, rx_wakeups_armed;
+	/* Faults injected (ebb_nic_set_faults()): frames dropped, copies
+	 * sent, frames held for reordering, frames with a bit flipped,
+	 * frames (copies included) delayed. */
+	uint64_t faults_dropped, faults_duplicated, faults_reordered;
+	uint64_t faults_corrupted, faults_delayed;
 };
 
 /* Sum of the queues' counters. Returns 0 or -EINVAL. Any thread (values

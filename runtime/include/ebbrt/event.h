@@ -22,11 +22,22 @@ typedef void (*ebb_event_fn)(void *arg);
  *   once more after the core has published that it is halting.
  * handle(): does the work, in a bounded burst. Runs only when pending().
  * arm()/disarm(): optional; enable or disable the device interrupt behind
- *   @fd before and after a halt. arm() returns 0 or -errno.
- * fd: an fd that becomes readable when work arrives while the core is
- *   halted (an eventfd, a queue fd), or -1 if the source has none; a core
- *   with such a vector halts with a bounded, growing timeout instead.
+ *   @fd before and after a halt (for EBB_VECTOR_FD_KICK: tell the
+ *   producers to kick). arm() returns 0 or -errno; on an error the core
+ *   treats the vector as EBB_VECTOR_FD_NONE for that halt.
+ * fd: how a halted core learns of work:
+ *   - an fd that becomes readable when work arrives (an eventfd, a queue
+ *     fd): the core waits on it;
+ *   - EBB_VECTOR_FD_KICK: the source has no fd, but whoever makes work for
+ *     it calls ebb_core_kick() after making it: the core's doorbell is its
+ *     interrupt, and it halts without a timeout;
+ *   - EBB_VECTOR_FD_NONE: nothing wakes the core (a device without
+ *     interrupts); while such a vector is registered the core halts with a
+ *     bounded, growing timeout instead.
  */
+#define EBB_VECTOR_FD_NONE (-1)
+#define EBB_VECTOR_FD_KICK (-2)
+
 struct ebb_vector_ops {
 	bool (*pending)(void *arg);
 	void (*handle)(void *arg);
@@ -66,6 +77,19 @@ int ebb_spawn_local(ebb_event_fn fn, void *arg);
  * Call on: any thread of the process, ebbrt core or not.
  */
 int ebb_spawn_remote(unsigned core, ebb_event_fn fn, void *arg);
+
+/*
+ * Work was made for core @core through a vector with no fd of its own
+ * (EBB_VECTOR_FD_KICK): ring its doorbell if it is halted. Call after the
+ * work is visible to the core's pending() (after the enqueue): it fences,
+ * then reads whether the core halted, the same protocol as
+ * ebb_spawn_remote(), so either the core's last poll before it blocks sees
+ * the work or this call wakes it. At most one doorbell write per halt,
+ * however many producers kick. Costs a full fence when the core is
+ * running, nothing more.
+ * Returns 0 or -ENODEV (no such core). Call on: any thread.
+ */
+int ebb_core_kick(unsigned core);
 
 /*
  * Add a recurring handler: @fn(@arg) runs every loop iteration on the
