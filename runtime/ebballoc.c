@@ -84,28 +84,27 @@ __ebb_cold void ebb_ebballoc_init(void)
 	rte_spinlock_unlock(&alloc_lock);
 }
 
-ebb_id_t ebb_id_alloc(void)
+/* An id from @r under the lock; EBB_ID_NONE with errno ENOSPC. */
+static ebb_id_t alloc_locked(struct id_range *r)
 {
 	ebb_id_t id;
 
 	rte_spinlock_lock(&alloc_lock);
-	id = range_alloc(&local);
+	id = range_alloc(r);
 	rte_spinlock_unlock(&alloc_lock);
 	if (id == EBB_ID_NONE)
 		errno = ENOSPC;
 	return id;
 }
 
+ebb_id_t ebb_id_alloc(void)
+{
+	return alloc_locked(&local);
+}
+
 ebb_id_t ebb_id_alloc_global(void)
 {
-	ebb_id_t id;
-
-	rte_spinlock_lock(&alloc_lock);
-	id = range_alloc(&global);
-	rte_spinlock_unlock(&alloc_lock);
-	if (id == EBB_ID_NONE)
-		errno = ENOSPC;
-	return id;
+	return alloc_locked(&global);
 }
 
 int ebb_id_free(ebb_id_t id)

@@ -72,8 +72,10 @@ static inline int ebb_free(void *p)
  * ebb_slab_create(): a slab of @count objects of @size bytes named @name
  *   (unique per node), on the NUMA node of the calling core. NULL with
  *   errno EINVAL, EEXIST or ENOMEM.
- * ebb_slab_alloc(): an object, or NULL (errno ENOMEM) when all are in
- *   use. Any thread; cores use their cache.
+ * ebb_slab_alloc(): an object, or NULL (errno ENOMEM) when none is free
+ *   to the caller: all in use, or the free ones sit in other cores'
+ *   caches (each cache holds at most about a fifth of the slab). Any
+ *   thread; cores use their cache.
  * ebb_slab_free(): return @obj; any thread. 0, or -EINVAL in debug builds
  *   when @obj is not a live object of @slab.
  * ebb_slab_in_use(): objects currently allocated (for leak checks).
