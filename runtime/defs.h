@@ -16,6 +16,7 @@
 
 #include <ebbrt/ebbrt.h>
 
+#include "cluster.h"
 #include "timer_wheel.h"
 
 struct rte_rcu_qsbr;
@@ -121,14 +122,17 @@ struct ebb_core {
 	void *thread_sp;		/* thread's own stack, for the exit */
 	bool in_event;
 	pthread_t thread;
-	struct ebb_core_stats st;	/* written by owner, read by anyone */
+	/* Halted word and counters: &pub_local when standalone, the
+	 * core's slot in the cluster control block otherwise, where other
+	 * processes wake the core and read its stats. */
+	struct ebb_core_pub *pub;
 
 	/* --- shared --- */
-	alignas(RTE_CACHE_LINE_SIZE) _Atomic int halted;
-	_Atomic int state;		/* enum ebb_core_state */
+	alignas(RTE_CACHE_LINE_SIZE) _Atomic int state; /* ebb_core_state */
 	int doorbell;			/* eventfd */
 	struct rte_ring *inbox;		/* MP enqueue / SC dequeue of events */
-	_Atomic uint64_t doorbells;
+	size_t inbox_len;
+	struct ebb_core_pub pub_local;
 } __rte_cache_aligned;
 
 struct ebb_node {
@@ -142,6 +146,9 @@ struct ebb_node {
 	uint64_t tsc_hz;
 	unsigned tick_shift;		/* tsc >> tick_shift = timer tick */
 	struct rte_rcu_qsbr *rcu;
+	/* Cluster mode: the boot message from the frontend. */
+	struct ebb_boot boot;
+	int ctl_fd;			/* control socket, -1 standalone */
 };
 
 extern struct ebb_node ebb_node;

@@ -31,7 +31,8 @@ __thread struct ebb_core *ebb_self __attribute__((tls_model("initial-exec")));
 /* Counters are written by the owner only and read by anyone: relaxed
  * atomics keep the reads defined without a locked instruction. */
 #define STAT_ADD(c, f, n)                                                   \
-	__atomic_store_n(&(c)->st.f, (c)->st.f + (n), __ATOMIC_RELAXED)
+	__atomic_store_n(&(c)->pub->st.f, (c)->pub->st.f + (n),              \
+			 __ATOMIC_RELAXED)
 
 /* --- execute-once queue (owner only) --- */
 
@@ -92,37 +93,49 @@ int ebb_spawn_local(ebb_event_fn fn, void *arg)
 	return evq_push(&c->q, fn, arg);
 }
 
-static void ring_doorbell(struct ebb_core *c)
+static void ring_doorbell(struct ebb_core_pub *p, int fd)
 {
 	uint64_t one = 1;
 	ssize_t n;
 
-	atomic_fetch_add_explicit(&c->doorbells, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&p->doorbells, 1, memory_order_relaxed);
 	/* An eventfd write fails only when the counter would overflow, which
 	 * still leaves it readable: the core wakes either way. */
-	n = write(c->doorbell, &one, sizeof(one));
+	n = write(fd, &one, sizeof(one));
 	(void)n;
 }
 
 /*
- * Work for @c has just been made visible to its pending() (an enqueue):
- * wake it if it is halted. Dekker with core_halt(): our enqueue, this
- * fence, then the load of halted; it stores halted, fences, then re-polls
- * every vector. Either it sees the work or we see it halted and ring.
+ * Work for the core of @p has just been made visible to its pending() (an
+ * enqueue): wake it if it is halted, through doorbell @fd. Dekker with
+ * core_halt(): our enqueue, this fence, then the load of halted; it stores
+ * halted, fences, then re-polls every vector. Either it sees the work or
+ * we see it halted and ring. The core may be in another process (a
+ * cluster node): @p then lives in the shared control block.
  */
-static inline void core_kick(struct ebb_core *c)
+static inline void kick_pub(struct ebb_core_pub *p, int fd)
 {
 	atomic_thread_fence(memory_order_seq_cst);
-	if (unlikely(atomic_load_explicit(&c->halted, memory_order_relaxed) ==
+	if (unlikely(atomic_load_explicit(&p->halted, memory_order_relaxed) ==
 		     EBB_HALTED)) {
 		int expected = EBB_HALTED;
 
 		/* One doorbell per halt: the first sender to see the core
 		 * halted rings, the others find it rung. */
-		if (atomic_compare_exchange_strong(&c->halted, &expected,
+		if (atomic_compare_exchange_strong(&p->halted, &expected,
 						   EBB_HALTED_RUNG))
-			ring_doorbell(c);
+			ring_doorbell(p, fd);
 	}
+}
+
+void ebb_kick_pub(struct ebb_core_pub *p, int fd)
+{
+	kick_pub(p, fd);
+}
+
+static inline void core_kick(struct ebb_core *c)
+{
+	kick_pub(c->pub, c->doorbell);
 }
 
 int ebb_core_kick(unsigned core)
@@ -375,7 +388,7 @@ static void core_halt(struct ebb_core *c)
 
 	/* Pairs with the fence in core_kick() (ebb_spawn_remote(),
 	 * ebb_core_kick()). */
-	atomic_store_explicit(&c->halted, EBB_HALTED, memory_order_seq_cst);
+	atomic_store_explicit(&c->pub->halted, EBB_HALTED, memory_order_seq_cst);
 	atomic_thread_fence(memory_order_seq_cst);
 
 	for (v = 0; v < c->nvec; v++) {
@@ -458,7 +471,7 @@ static void core_halt(struct ebb_core *c)
 		c->timerfd_deadline = EBB_WHEEL_NEVER;
 	}
 out:
-	atomic_store_explicit(&c->halted, EBB_RUNNING, memory_order_relaxed);
+	atomic_store_explicit(&c->pub->halted, EBB_RUNNING, memory_order_relaxed);
 	for (v = 0; v < c->nvec; v++)
 		if (armed[v] && c->vec[v].ops.disarm != NULL)
 			c->vec[v].ops.disarm(c->vec[v].arg);
@@ -658,19 +671,24 @@ void ebb_event_core_fini(struct ebb_core *c)
 
 /* --- introspection --- */
 
+void ebb_core_pub_stats(struct ebb_core_pub *p, struct ebb_core_stats *out)
+{
+	out->iterations = __atomic_load_n(&p->st.iterations, __ATOMIC_RELAXED);
+	out->events = __atomic_load_n(&p->st.events, __ATOMIC_RELAXED);
+	out->vectors = __atomic_load_n(&p->st.vectors, __ATOMIC_RELAXED);
+	out->halts = __atomic_load_n(&p->st.halts, __ATOMIC_RELAXED);
+	out->wakes = __atomic_load_n(&p->st.wakes, __ATOMIC_RELAXED);
+	out->doorbells = atomic_load_explicit(&p->doorbells,
+					      memory_order_relaxed);
+}
+
 int ebb_core_stats(unsigned core, struct ebb_core_stats *out)
 {
 	struct ebb_core *c = ebb_core_get(core);
 
 	if (c == NULL || out == NULL)
 		return -ENODEV;
-	out->iterations = __atomic_load_n(&c->st.iterations, __ATOMIC_RELAXED);
-	out->events = __atomic_load_n(&c->st.events, __ATOMIC_RELAXED);
-	out->vectors = __atomic_load_n(&c->st.vectors, __ATOMIC_RELAXED);
-	out->halts = __atomic_load_n(&c->st.halts, __ATOMIC_RELAXED);
-	out->wakes = __atomic_load_n(&c->st.wakes, __ATOMIC_RELAXED);
-	out->doorbells = atomic_load_explicit(&c->doorbells,
-					      memory_order_relaxed);
+	ebb_core_pub_stats(c->pub, out);
 	return 0;
 }
 
@@ -691,5 +709,5 @@ bool ebb_core_halted(unsigned core)
 	struct ebb_core *c = ebb_core_get(core);
 
 	return c != NULL &&
-	       atomic_load_explicit(&c->halted, memory_order_relaxed) != 0;
+	       atomic_load_explicit(&c->pub->halted, memory_order_relaxed) != 0;
 }

@@ -69,7 +69,10 @@ int ebb_idmap_init(void)
 		ret = -rte_errno;
 		goto fail;
 	}
-	v = rte_zmalloc("ebb_rcu", sz, RTE_CACHE_LINE_SIZE);
+	/* Private memory: a cluster node may die, and nothing of its own
+	 * may stay behind in the shared heap. */
+	v = aligned_alloc(RTE_CACHE_LINE_SIZE,
+			  RTE_ALIGN_CEIL(sz, RTE_CACHE_LINE_SIZE));
 	if (v == NULL) {
 		ret = -ENOMEM;
 		goto fail;
@@ -81,7 +84,10 @@ int ebb_idmap_init(void)
 
 	/* Short: rte_hash derives ring and defer-queue names from it, all
 	 * of which must fit RTE_RING_NAMESIZE. */
-	snprintf(name, sizeof(name), "ebbidm%u", generation++);
+	/* Unique in the cluster (hash names are shared): the frontend frees
+	 * "ebbidm<node>.0" of a node that died. */
+	snprintf(name, sizeof(name), "ebbidm%u.%u", ebb_node.node_id,
+		 generation++);
 	hp.name = name;
 	hp.entries = EBB_IDMAP_ENTRIES;
 	hp.key_len = sizeof(ebb_id_t);
@@ -108,7 +114,7 @@ int ebb_idmap_init(void)
 	return 0;
 fail:
 	rte_hash_free(h);
-	rte_free(v);
+	free(v);
 	return ret;
 }
 
@@ -127,7 +133,7 @@ void ebb_idmap_fini(void)
 		rte_hash_free(idmap);
 		idmap = NULL;
 	}
-	rte_free(ebb_node.rcu);
+	free(ebb_node.rcu);
 	ebb_node.rcu = NULL;
 }
 

@@ -38,6 +38,34 @@ unsigned ebb_node_id(void)
 	return ebb_node.node_id;
 }
 
+/* Per-core state is private to the process (a cluster node may die at
+ * any time; nothing of it may live in the shared heap), placed on the
+ * core's NUMA node. */
+static void *core_mem_alloc(size_t len, int numa)
+{
+	void *p;
+
+	if (numa_available() >= 0) {
+		p = numa_alloc_onnode(len, numa);
+	} else {
+		p = aligned_alloc(RTE_CACHE_LINE_SIZE,
+				  RTE_ALIGN_CEIL(len, RTE_CACHE_LINE_SIZE));
+	}
+	if (p != NULL)
+		memset(p, 0, len);
+	return p;
+}
+
+static void core_mem_free(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	if (numa_available() >= 0)
+		numa_free(p, len);
+	else
+		free(p);
+}
+
 unsigned ebb_core_count(void)
 {
 	return ebb_node.ncores;
@@ -133,7 +161,7 @@ static unsigned env_uint(const char *name, unsigned dflt)
  * our own threads, registered with rte_thread_register().
  */
 static int eal_start(const struct ebb_config *cfg, const int *cpus,
-		     unsigned n)
+		     unsigned n, const char *const *cluster_args)
 {
 	static char lcores[256];
 	static char envbuf[1024];
@@ -149,7 +177,15 @@ static int eal_start(const struct ebb_config *cfg, const int *cpus,
 
 	argv[argc++] = (char *)"ebbrt";
 	argv[argc++] = lcores;
-	if (cfg->eal_args == NULL) {
+	if (cluster_args != NULL) {
+		/* A node of a cluster: the frontend said how. */
+		for (const char *const *a = cluster_args; *a; a++) {
+			if (argc == EBB_MAX_EAL_ARGS)
+				return -E2BIG;
+			argv[argc++] = (char *)*a;
+		}
+		env = NULL;
+	} else if (cfg->eal_args == NULL) {
 		/* Standalone: a private primary with no shared files, so
 		 * any number of processes (tests included) can coexist. */
 		argv[argc++] = (char *)"--in-memory";
@@ -185,14 +221,21 @@ static int eal_start(const struct ebb_config *cfg, const int *cpus,
 	return 0;
 }
 
+static size_t inbox_memsize(unsigned inbox_size)
+{
+	/* As rte_ring_create_elem() sizes an RING_F_EXACT_SZ ring. */
+	return (size_t)rte_ring_get_memsize_elem(
+		sizeof(struct ebb_event), rte_align32pow2(inbox_size + 1));
+}
+
 static void core_free(struct ebb_core *c)
 {
 	if (c == NULL)
 		return;
 	if (c->doorbell >= 0)
 		close(c->doorbell);
-	rte_ring_free(c->inbox);
-	rte_free(c);
+	core_mem_free(c->inbox, c->inbox_len);
+	core_mem_free(c, sizeof(*c));
 }
 
 static struct ebb_core *core_alloc(unsigned id, int cpu, unsigned spin,
@@ -204,8 +247,7 @@ static struct ebb_core *core_alloc(unsigned id, int cpu, unsigned spin,
 
 	if (numa < 0)
 		numa = 0;
-	c = rte_zmalloc_socket("ebb_core", sizeof(*c), RTE_CACHE_LINE_SIZE,
-			       numa);
+	c = core_mem_alloc(sizeof(*c), numa);
 	if (c == NULL)
 		return NULL;
 	c->id = id;
@@ -216,13 +258,22 @@ static struct ebb_core *core_alloc(unsigned id, int cpu, unsigned spin,
 	c->inbox_vec = -1;
 	c->timer_vec = -1;
 	atomic_init(&c->state, EBB_CORE_INIT);
-	atomic_init(&c->halted, 0);
-	c->doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ebb_cluster != NULL) {
+		c->pub = &ebb_cluster->node[ebb_node.node_id].core[id];
+		memset(c->pub, 0, sizeof(*c->pub));
+		c->doorbell = dup(ebb_cluster_doorbell(ebb_node.node_id, id));
+	} else {
+		c->pub = &c->pub_local;
+		c->doorbell = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	}
+	/* The inbox of spawn_remote() is process-local: a ring initialised
+	 * in private memory, not a named one in the shared heap. */
+	c->inbox_len = inbox_memsize(inbox_size);
+	c->inbox = core_mem_alloc(c->inbox_len, numa);
 	snprintf(name, sizeof(name), "ebb_inbox_%u", id);
-	c->inbox = rte_ring_create_elem(name, sizeof(struct ebb_event),
-					inbox_size, numa,
-					RING_F_SC_DEQ | RING_F_EXACT_SZ);
-	if (c->doorbell < 0 || c->inbox == NULL) {
+	if (c->doorbell < 0 || c->inbox == NULL ||
+	    rte_ring_init(c->inbox, name, inbox_size,
+			  RING_F_SC_DEQ | RING_F_EXACT_SZ) != 0) {
 		core_free(c);
 		return NULL;
 	}
@@ -233,6 +284,8 @@ int ebb_init(const struct ebb_config *cfg)
 {
 	static const struct ebb_config dflt;
 	int cpus[EBB_MAX_CORES];
+	const char *cluster_args[EBB_MAX_EAL_ARGS / 2];
+	const char *const *cargs = NULL;
 	const char *cpulist;
 	unsigned spin, inbox;
 	int n, rc;
@@ -241,11 +294,28 @@ int ebb_init(const struct ebb_config *cfg)
 		return -EALREADY;
 	if (cfg == NULL)
 		cfg = &dflt;
+	ebb_node.ctl_fd = -1;
+	ebb_node.node_id = env_uint("EBBRT_NODE_ID", 1);
+	if (getenv(EBB_CONTROL_FD_ENV) != NULL) {
+		/* Launched by `ebbrt run`: the frontend gives the cpus, the
+		 * node id and the EAL arguments of a secondary. */
+		rc = ebb_cluster_boot(&ebb_node.boot, cluster_args,
+				      RTE_DIM(cluster_args));
+		if (rc)
+			return rc;
+		cargs = cluster_args;
+		ebb_node.node_id = ebb_node.boot.node_id;
+		n = (int)ebb_node.boot.ncores[ebb_node.node_id];
+		memcpy(cpus, ebb_node.boot.cpus, sizeof(cpus));
+		cpulist = NULL;
+		goto have_cpus;
+	}
 	cpulist = getenv("EBBRT_CPUS");
 	if (cpulist == NULL || *cpulist == '\0')
 		cpulist = cfg->cpus;
 	n = cpulist ? parse_cpus(cpulist, cpus, EBB_MAX_CORES)
 		    : default_cpus(cpus, EBB_MAX_CORES);
+have_cpus:
 	if (n < 0) {
 		fprintf(stderr, "ebbrt: bad cpu list '%s' (want e.g. 0-1,3; "
 				"at most %d cpus)\n",
@@ -264,11 +334,20 @@ int ebb_init(const struct ebb_config *cfg)
 		return -EINVAL;
 	}
 
-	rc = eal_start(cfg, cpus, (unsigned)n);
+	rc = eal_start(cfg, cpus, (unsigned)n, cargs);
 	if (rc)
 		return rc;
 	ebb_node.inited = true;
-	ebb_node.node_id = env_uint("EBBRT_NODE_ID", 1);
+	if (cargs != NULL)
+		rc = ebb_cluster_attach();
+	else if (ebb_cluster_frontend_hook != NULL)
+		rc = ebb_cluster_frontend_hook();
+	if (rc) {
+		fprintf(stderr, "ebbrt: cluster set-up failed: %s\n",
+			strerror(-rc));
+		ebb_fini();
+		return rc;
+	}
 	ebb_node.hosted = cfg->hosted;
 	ebb_node.tsc_hz = rte_get_tsc_hz();
 	/* A timer tick of about 1 us: the largest power of two of cycles
@@ -392,6 +471,7 @@ int ebb_start(void)
 		ebb_wait();
 		return rc;
 	}
+	ebb_cluster_ready();
 	return 0;
 }
 

@@ -4,6 +4,7 @@
 #define EBBRT_EBBRT_H
 
 #include <ebbrt/node.h>
+#include <ebbrt/cluster.h>
 #include <ebbrt/event.h>
 #include <ebbrt/timer.h>
 #include <ebbrt/future.h>
