@@ -21,6 +21,9 @@
 #include <ebbrt/ebbrt.h>
 #include <ebbrt/nic.h>
 
+#include "cluster.h"
+#include "nic_frontend.h"
+
 #define NIC_BURST 32
 #define NIC_DEFAULT_RING 1024u
 #define NIC_DEFAULT_MBUFS 8191u
@@ -102,6 +105,15 @@ struct ebb_nic {
 	struct rte_mempool *pool;
 	struct nic_queue *q;
 	struct nic_wire *wire;		/* a wire end, or NULL */
+	/* A cluster node's port: the frontend configured it and owns it
+	 * and its pool; close only frees this struct. */
+	bool borrowed;
+	/* A halted owner of an rx queue learns of frames through its
+	 * doorbell (the frontend forwards the queue interrupt, or the
+	 * other end of a wire kicks it). */
+	bool rx_kicked;
+	int peer_node;			/* wire end in a cluster: the other
+					 * node, whose core i owns queue i */
 	/* Fault settings as last set; queues copy them when faults_gen
 	 * moves on. */
 	rte_spinlock_t faults_lock;
@@ -119,7 +131,9 @@ static inline uint16_t dev_tx(struct nic_queue *q, struct rte_mbuf **pkts,
 	uint16_t sent = rte_eth_tx_burst(q->nic->port, q->id, pkts, n);
 
 	STAT_ADD(q, tx_packets, sent);
-	if (q->peer_owner != NULL && sent != 0) {
+	if (q->nic->peer_node >= 0 && sent != 0)
+		ebb_cluster_kick((unsigned)q->nic->peer_node, q->id);
+	else if (q->peer_owner != NULL && sent != 0) {
 		/* Pairs with the release store in ebb_nic_attach(). A kick
 		 * to a core that has just detached is harmless; a receiver
 		 * still attaching polls the ring before it can halt. */
@@ -201,8 +215,7 @@ static __rte_noinline void faults_adopt(struct nic_queue *q, uint64_t now)
 	if (f->on && f->fifo == NULL) {
 		uint32_t cap = rte_align32pow2(RTE_MAX(nic->ring_size, 64u));
 
-		f->fifo = rte_zmalloc("ebb_nic_faults", sizeof(*f->fifo) * cap,
-				      RTE_CACHE_LINE_SIZE);
+		f->fifo = calloc(cap, sizeof(*f->fifo));
 		if (f->fifo == NULL) {
 			fprintf(stderr, "ebbrt nic: no memory for faults on "
 					"queue %u: faults stay off\n", q->id);
@@ -549,12 +562,15 @@ static struct ebb_nic *nic_new(unsigned nq, unsigned ring)
 	nic->nq = nq;
 	nic->ring_size = ring;
 	rte_spinlock_init(&nic->faults_lock);
-	nic->q = rte_zmalloc("ebb_nic_q", sizeof(*nic->q) * nq,
-			     RTE_CACHE_LINE_SIZE);
+	nic->peer_node = -1;
+	/* Private memory: a cluster node may die, and nothing of its own
+	 * may stay behind in the shared heap. */
+	nic->q = aligned_alloc(RTE_CACHE_LINE_SIZE, sizeof(*nic->q) * nq);
 	if (nic->q == NULL) {
 		free(nic);
 		return NULL;
 	}
+	memset(nic->q, 0, sizeof(*nic->q) * nq);
 	for (unsigned i = 0; i < nq; i++) {
 		struct nic_queue *q = &nic->q[i];
 
@@ -632,7 +648,10 @@ struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg)
 	nic->rx_intr = !cfg->no_rx_intr;
 	nmbufs = cfg->nmbufs ? cfg->nmbufs : NIC_DEFAULT_MBUFS;
 	snprintf(pool_name, sizeof(pool_name), "ebb_nic_%u", port);
+	/* A pool shared by processes has no per-lcore cache: lcore ids
+	 * repeat across the nodes of a cluster. */
 	nic->pool = rte_pktmbuf_pool_create(pool_name, nmbufs,
+					    cfg->shared ? 0 :
 					    RTE_MIN(NIC_POOL_CACHE, nmbufs / 4),
 					    0, RTE_MBUF_DEFAULT_BUF_SIZE,
 					    rte_eth_dev_socket_id(port));
@@ -652,6 +671,72 @@ fail:
 	ebb_nic_close(nic);
 	errno = err;
 	return NULL;
+}
+
+/* --- a cluster node's ports --- */
+
+/* Port @port as the frontend set it up: core i owns queue i. */
+static struct ebb_nic *nic_borrow(uint16_t port, bool wire)
+{
+	struct ebb_cluster_node *me;
+	struct ebb_nic *nic;
+	unsigned nq;
+
+	if (ebb_cluster == NULL) {
+		errno = ENOTSUP;
+		return NULL;
+	}
+	me = &ebb_cluster->node[ebb_node_id()];
+	if (port >= RTE_MAX_ETHPORTS || !rte_eth_dev_is_valid_port(port)) {
+		errno = ENOENT;
+		return NULL;
+	}
+	nq = me->ncores;
+	nic = nic_new(nq, NIC_DEFAULT_RING);
+	if (nic == NULL) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	nic->port = port;
+	nic->borrowed = true;
+	if (wire) {
+		nic->pool = me->port_pool;
+		nic->peer_node = me->wire_peer;
+		nic->rx_kicked = true;
+		return nic;
+	}
+	nic->pool = me->port_pool;
+	nic->rx_intr = true;
+	for (unsigned i = 0; i < nq; i++) {
+		nic->q[i].intr_fd = ebb_cluster->msix == EBB_MSIX_PASS ?
+					    ebb_cluster_queue_fd(i) :
+					    -1;
+		if (nic->q[i].intr_fd < 0)
+			nic->rx_intr = false;
+	}
+	/* Forwarded: the frontend waits on the queue fds for us. */
+	nic->rx_kicked = ebb_cluster->msix == EBB_MSIX_FORWARD;
+	if (nic->rx_kicked)
+		nic->rx_intr = true;
+	return nic;
+}
+
+struct ebb_nic *ebb_nic_node_port(void)
+{
+	if (ebb_cluster == NULL) {
+		errno = ENOTSUP;
+		return NULL;
+	}
+	return nic_borrow(ebb_cluster->node[ebb_node_id()].port, false);
+}
+
+struct ebb_nic *ebb_nic_node_wire(void)
+{
+	if (ebb_cluster == NULL) {
+		errno = ENOTSUP;
+		return NULL;
+	}
+	return nic_borrow(ebb_cluster->node[ebb_node_id()].wire_port, true);
 }
 
 /* --- virtual wires --- */
@@ -828,10 +913,15 @@ void ebb_nic_close(struct ebb_nic *nic)
 		/* The cores are stopped (their timers are gone) or the
 		 * queue was detached (it cancelled its timer). */
 		faults_free_waiting(&q->f);
-		rte_free(q->f.fifo);
+		free(q->f.fifo);
 		if (q->owner != NULL)
 			atomic_store_explicit(q->owner, EBB_CORE_NONE,
 					      memory_order_release);
+	}
+	if (nic->borrowed) {
+		free(nic->q);
+		free(nic);
+		return;
 	}
 	if (nic->port < RTE_MAX_ETHPORTS) {
 		rte_eth_dev_stop(nic->port);
@@ -844,7 +934,7 @@ void ebb_nic_close(struct ebb_nic *nic)
 		wire_put(nic->wire);
 	else
 		rte_mempool_free(nic->pool);
-	rte_free(nic->q);
+	free(nic->q);
 	free(nic);
 }
 
@@ -887,11 +977,14 @@ int ebb_nic_attach(struct ebb_nic *nic, unsigned queue, ebb_nic_rx_fn fn,
 	q = &nic->q[queue];
 	if (q->vec >= 0)
 		return -EBUSY;
-	if (q->intr_fd >= 0) {
+	if (q->intr_fd >= 0 && nic->borrowed) {
+		/* The frontend enabled it; the fd is all we need. */
+		ops.fd = q->intr_fd;
+	} else if (q->intr_fd >= 0) {
 		ops.arm = rxq_arm;
 		ops.disarm = rxq_disarm;
 		ops.fd = q->intr_fd;
-	} else if (q->owner != NULL) {
+	} else if (q->owner != NULL || nic->rx_kicked) {
 		/* A wire end: the other end's sender kicks this core. */
 		ops.fd = EBB_VECTOR_FD_KICK;
 	}
@@ -994,5 +1087,37 @@ int ebb_nic_stats(const struct ebb_nic *nic, struct ebb_nic_stats *out)
 		SUM(faults_delayed, f_delayed);
 #undef SUM
 	}
+	return 0;
+}
+
+/* --- for the frontend (nic_frontend.h) --- */
+
+uint16_t ebb_nic_port_id(const struct ebb_nic *nic)
+{
+	return nic->port;
+}
+
+int ebb_nic_queue_fd(const struct ebb_nic *nic, unsigned q)
+{
+	return nic && q < nic->nq ? nic->q[q].intr_fd : -1;
+}
+
+int ebb_nic_queue_counters(const struct ebb_nic *nic, unsigned q,
+			   struct ebb_nic_queue_counters *out)
+{
+	struct rte_eth_stats st;
+
+	if (nic == NULL || q >= nic->nq || out == NULL ||
+	    rte_eth_stats_get(nic->port, &st) != 0)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (q < RTE_ETHDEV_QUEUE_STAT_CNTRS) {
+		out->rx_packets = st.q_ipackets[q];
+		out->tx_packets = st.q_opackets[q];
+		out->rx_bytes = st.q_ibytes[q];
+		out->tx_bytes = st.q_obytes[q];
+	}
+	if (q == 0)
+		out->drops = st.imissed + st.ierrors + st.rx_nombuf + st.oerrors;
 	return 0;
 }

@@ -18,6 +18,7 @@
 
 struct ebb_cluster *ebb_cluster;
 int (*ebb_cluster_frontend_hook)(void);
+int (*ebb_msg_core_start)(void);
 
 /* Doorbell eventfds of every core of every node, as fds of this process
  * (+1 so that the zeroed table means "none"). */

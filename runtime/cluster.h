@@ -54,6 +54,7 @@ struct ebb_cluster_node {
 	uint32_t ip, netmask, gateway;	/* host byte order; 0: none */
 	uint16_t port;			/* its NIC port, or UINT16_MAX */
 	uint16_t wire_port;		/* its end of the wire, or UINT16_MAX */
+	int32_t wire_peer;		/* node at the other end, or -1 */
 	uint32_t id_base, id_count;	/* its range of global Ebb ids */
 	/* Messenger: one MPSC inbox per core, and the pool its messages
 	 * are allocated from. Made by the frontend, kept across restarts. */
@@ -158,6 +159,10 @@ void ebb_cluster_set_doorbell(unsigned node, unsigned core, int fd);
 int ebb_cluster_boot(struct ebb_boot *boot, const char **eal_args,
 		     unsigned max_args);
 int ebb_cluster_attach(void);
+/* Set by the Messenger (ebbs/): run on every core as it starts, to add
+ * the vector of its inbox. */
+extern int (*ebb_msg_core_start)(void);
+
 /* After ebb_start(): tell the frontend we serve. */
 void ebb_cluster_ready(void);
 

@@ -371,6 +371,14 @@ have_cpus:
 	if (rc)
 		goto fail;
 	ebb_ebballoc_init();
+	if (ebb_cluster != NULL) {
+		struct ebb_cluster_node *me =
+			&ebb_cluster->node[ebb_node.node_id];
+
+		if (me->id_count)
+			ebb_id_set_global_range(me->id_base,
+						me->id_base + me->id_count);
+	}
 	return 0;
 fail:
 	fprintf(stderr, "ebbrt: node set-up failed: %s\n", strerror(-rc));
@@ -390,7 +398,11 @@ static void *core_main(void *arg)
 		rc = -errno;
 		goto out;
 	}
-	if (rte_thread_register() != 0) {
+	/* Registering a thread with DPDK turns multi-process off
+	 * (rte_mp_disable()): a cluster's cores stay unregistered, with
+	 * no lcore id, so a frontend accepts its nodes and a node may
+	 * start at all. Their pools then keep no per-lcore cache. */
+	if (ebb_cluster == NULL && rte_thread_register() != 0) {
 		rc = -rte_errno;
 		goto out;
 	}
@@ -403,6 +415,8 @@ static void *core_main(void *arg)
 		rc = ebb_trans_core_init(c);
 	if (!rc)
 		rc = ebb_timer_core_init(c);
+	if (!rc && ebb_msg_core_start != NULL)
+		rc = ebb_msg_core_start();
 out:
 	if (rc) {
 		int expected = 0;
@@ -430,7 +444,8 @@ out:
 		ebb_event_core_fini(c);
 		ebb_self = NULL;
 		ebb_this_core_id = EBB_CORE_NONE;
-		rte_thread_unregister();
+		if (ebb_cluster == NULL)
+			rte_thread_unregister();
 	}
 	return NULL;
 }

@@ -30,6 +30,9 @@ struct ebb_nic_config {
 	/* Do not use rx interrupts even where the device has them: halted
 	 * cores then wake on a bounded timeout (docs/runtime.md). */
 	bool no_rx_intr;
+	/* Other processes use the port and its pool (the frontend sets up
+	 * its nodes' ports so): the pool keeps no per-lcore cache. */
+	bool shared;
 };
 
 /*
@@ -39,6 +42,25 @@ struct ebb_nic_config {
  * (already open) or ENOMEM. Call on: the main thread, after ebb_init().
  */
 struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg);
+
+/*
+ * Cluster node (started by `ebbrt run`): the port the frontend gave this
+ * node -- its tap, or its PCI device or VF -- with one rx/tx queue pair
+ * per core: core i must attach queue i. The frontend owns the port and
+ * its pool; ebb_nic_close() releases only this handle. Rx interrupts
+ * reach a halted core as the frontend set them up (`ebbrt run --msix`).
+ * Returns NULL with errno ENOTSUP (standalone), ENOENT (no port), ENOMEM.
+ * Call on: the main thread, after ebb_init().
+ */
+struct ebb_nic *ebb_nic_node_port(void);
+
+/*
+ * Cluster node: its end of the virtual wire to another node (`ebbrt run
+ * --wire`), queue i for core i, as ebb_nic_node_port(). Frames come from
+ * and go back to the sending node's pool; the sender kicks the halted
+ * receiver. NULL with errno ENOTSUP (standalone), ENOENT (no wire).
+ */
+struct ebb_nic *ebb_nic_node_wire(void);
 
 /* Longest name of a virtual wire (ebb_nic_open_wire()). */
 #define EBB_NIC_WIRE_NAME_MAX 16

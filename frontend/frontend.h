@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Private to the `ebbrt` command: its options and its three verbs. */
+#ifndef EBBRT_FRONTEND_H
+#define EBBRT_FRONTEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ebbrt/cluster.h>
+#include <ebbrt/node.h>
+
+#define EBB_FE_MAX_DEVS (EBB_MAX_NODES - 1)
+
+enum ebb_restart { EBB_RESTART_NO, EBB_RESTART_ON_FAILURE, EBB_RESTART_ALWAYS };
+
+struct ebb_fe_opts {
+	const char *name;		/* cluster name: lock, prefix, taps */
+	unsigned nodes;
+	unsigned cores_per_node;
+	int cpus[EBB_FE_MAX_DEVS * EBB_MAX_CORES];
+	unsigned ncpus;
+	const char *vdev[EBB_FE_MAX_DEVS];	/* per node, in order */
+	unsigned nvdev;
+	const char *allow[EBB_FE_MAX_DEVS];	/* PCI, per node */
+	unsigned nallow;
+	uint32_t subnet;		/* node n: subnet + (n << 8) + 2 /24 */
+	bool wire;			/* virtual wire between nodes 1 and 2 */
+	enum ebb_restart restart;
+	int msix;			/* enum ebb_msix_mode */
+	const char *log_level;
+	unsigned start_timeout_s;
+	unsigned nmbufs;
+	char **app_argv;
+};
+
+/* Where a cluster's files live. */
+#define EBB_FE_RUN_DIR "/run/ebbrt"
+#define EBB_FE_DPDK_DIR "/var/run/dpdk"
+
+/* The verbs; each returns the process exit code. */
+int ebb_fe_run(const struct ebb_fe_opts *o);
+int ebb_fe_status(const char *name);
+int ebb_fe_stop(const char *name, unsigned timeout_s);
+
+/* "ebbrt-<name>": the DPDK file prefix of a cluster. */
+void ebb_fe_prefix(const char *name, char *buf, size_t len);
+/* Path of the lock file of cluster @name. */
+void ebb_fe_lock_path(const char *name, char *buf, size_t len);
+/* The pid of the frontend running cluster @name, or 0. */
+int ebb_fe_running_pid(const char *name);
+
+#endif
