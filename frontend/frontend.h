@@ -28,6 +28,7 @@ struct ebb_fe_opts {
 	enum ebb_restart restart;
 	int msix;			/* enum ebb_msix_mode */
 	const char *log_level;
+	bool log_level_set;		/* given by the user */
 	unsigned start_timeout_s;
 	unsigned nmbufs;
 	char **app_argv;

@@ -224,6 +224,7 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case O_LOG:
 			o.log_level = optarg;
+			o.log_level_set = true;
 			break;
 		case O_TIMEOUT:
 			if (!parse_uint(optarg, 1, 3600, &o.start_timeout_s))
@@ -272,6 +273,14 @@ static int cmd_run(int argc, char **argv)
 		     k++)
 			if (CPU_ISSET(k, &set))
 				o.cpus[o.ncpus++] = k;
+	}
+	if (o.nodes * o.cores_per_node > o.ncpus) {
+		fprintf(stderr,
+			"ebbrt: %u nodes x %u cores need %u cpus; only %u "
+			"given (--cpus, or the cpus this process may use)\n",
+			o.nodes, o.cores_per_node, o.nodes * o.cores_per_node,
+			o.ncpus);
+		return 2;
 	}
 	if (access(o.app_argv[0], X_OK) != 0 &&
 	    strchr(o.app_argv[0], '/') != NULL) {

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,6 +29,7 @@
 
 #include <rte_cycles.h>
 #include <rte_hash.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_memzone.h>
 #include <rte_ring.h>
@@ -474,6 +476,7 @@ static int launch(unsigned n)
 			_exit(1);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGIO, SIG_DFL);	/* ignored dispositions survive exec */
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
 		/* dup() clears close-on-exec on the copy. */
@@ -883,6 +886,16 @@ static int tel_node(const char *cmd, const char *params,
 						     __ATOMIC_RELAXED));
 #undef TEL_U64
 	}
+	if (n == 0) {
+		/* Shared memory in use, to see what restarts leak. */
+		struct rte_malloc_socket_stats ms;
+		uint64_t heap = 0;
+
+		for (int s = 0; s < RTE_MAX_NUMA_NODES; s++)
+			if (rte_malloc_get_socket_stats(s, &ms) == 0)
+				heap += ms.heap_allocsz_bytes;
+		rte_tel_data_add_dict_u64(d, "heap_in_use", heap);
+	}
 	if (cn->port_pool != NULL) {
 		rte_tel_data_add_dict_u64(d, "pool_in_use",
 				rte_mempool_in_use_count(cn->port_pool));
@@ -1081,6 +1094,42 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 			goto fail_lock;
 		}
 	}
+	/* Another cluster (or anything else) on a node's link subnet would
+	 * take its traffic: refuse rather than serve half the pings. */
+	if (o->nvdev == 0 && o->nallow == 0) {
+		struct ifaddrs *ifa, *i;
+
+		if (getifaddrs(&ifa) == 0) {
+			for (i = ifa; i; i = i->ifa_next) {
+				uint32_t a;
+				unsigned third;
+
+				if (i->ifa_addr == NULL ||
+				    i->ifa_addr->sa_family != AF_INET)
+					continue;
+				a = ntohl(((struct sockaddr_in *)i->ifa_addr)
+						  ->sin_addr.s_addr);
+				third = (a >> 8) & 0xffu;
+				if ((a & 0xffff0000u) ==
+					    (o->subnet & 0xffff0000u) &&
+				    third > ((o->subnet >> 8) & 0xffu) &&
+				    third <= ((o->subnet >> 8) & 0xffu) +
+						     o->nodes) {
+					char ip[32];
+
+					ip_str(a & 0xffffff00u, ip, sizeof(ip));
+					fprintf(stderr,
+						"ebbrt: subnet %s/24 is in use "
+						"on %s (another cluster?); "
+						"pick another --subnet\n",
+						ip, i->ifa_name);
+					freeifaddrs(ifa);
+					goto fail_lock;
+				}
+			}
+			freeifaddrs(ifa);
+		}
+	}
 	/* A frontend killed before its clean-up left these. */
 	remove_files(fe.prefix);
 
@@ -1090,6 +1139,10 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	/* net_tap's per-frame signal is off (O_ASYNC cleared), but should a
+	 * queue's signals ever overflow, the kernel's SIGIO must not kill
+	 * the frontend. */
+	signal(SIGIO, SIG_IGN);
 	fe.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	fe.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (fe.sigfd < 0 || fe.epfd < 0)
@@ -1101,6 +1154,10 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 	eal[na++] = "--proc-type=primary";
 	eal[na++] = prefix_arg;
 	eal[na++] = level_arg;
+	/* By default, quiet net_tap's errors about what this kernel lacks
+	 * (multiq qdisc, flow rules), which it works without. */
+	if (!o->log_level_set)
+		eal[na++] = "--log-level=pmd.net.tap:critical";
 	if (o->nallow == 0)
 		eal[na++] = "--no-pci";
 	for (unsigned i = 0; i < o->nallow; i++) {

@@ -128,6 +128,9 @@ int ebb_fe_status(const char *name)
 		json_get(js, "ip", ip, sizeof(ip));
 		json_get(js, "cpus", cpus, sizeof(cpus));
 		ncores = (unsigned)json_u64(js, "cores");
+		if (n == 0)
+			printf("shared heap in use: %" PRIu64 " bytes\n",
+			       json_u64(js, "heap_in_use"));
 		printf("%-5u %-8s %-8" PRIu64 " %-15s %-8s %-8" PRIu64
 		       " %" PRIu64 "/%" PRIu64 "\n",
 		       n, state, json_u64(js, "pid"), ip, cpus,

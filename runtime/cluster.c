@@ -234,6 +234,10 @@ static void *ctl_watch(void *arg)
 	return NULL;
 }
 
+/* EAL-internal (exported by librte_eal 22.11): frees the service-core
+ * state every process allocates in the shared heap at init. */
+void rte_service_finalize(void);
+
 int ebb_cluster_attach(void)
 {
 	const struct rte_memzone *mz = rte_memzone_lookup(EBB_CLUSTER_MZ);
@@ -255,6 +259,10 @@ int ebb_cluster_attach(void)
 		return -EPROTO;
 	}
 	ebb_cluster = cl;
+	/* A node never runs DPDK service cores, and a node killed with -9
+	 * would leave their state (about 160 KiB) in the shared heap for
+	 * good: free it now. */
+	rte_service_finalize();
 	/* The watcher takes no signal meant for the app. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
 	build-essential pkg-config meson ninja-build python3
 	dpdk libdpdk-dev liburing-dev libjemalloc-dev libnuma-dev
-	libcriterion-dev
+	libcriterion-dev iputils-ping iproute2
 )
 pages=${EBBRT_HUGEPAGES:-1024}
 

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* IPv4 input (RFC 791, RFC 1122 3.2.1) and ICMP echo (RFC 792): requests
+ * to our address become replies in the mbuf they came in. */
+#include <string.h>
+
+#include <rte_icmp.h>
+#include <rte_ip.h>
+
+#include "defs.h"
+
+#define IPV4_MIN_HDR ((uint32_t)sizeof(struct rte_ipv4_hdr))
+#define ICMP_HDR_LEN ((uint32_t)sizeof(struct rte_icmp_hdr))
+
+static_assert(sizeof(struct rte_ipv4_hdr) == 20, "IPv4 header");
+static_assert(sizeof(struct rte_icmp_hdr) == 8, "ICMP echo header");
+
+/* Whether no host may answer @src (RFC 1122 3.2.1.3): 0/8, loopback,
+ * multicast, class E and the limited broadcast, the subnet broadcast, or
+ * our own address (a reflection or a spoof). */
+static bool ipv4_bad_source(const struct ebb_net_if *nif, rte_be32_t src)
+{
+	uint32_t a = rte_be_to_cpu_32(src);
+
+	return (a >> 24) == 0 || (a >> 24) == 127 || (a >> 28) >= 0xe ||
+	       (nif->bcast != 0 && src == nif->bcast) || src == nif->ip;
+}
+
+/* ICMP in @m at @off, @len bytes (IP total length minus the header): an
+ * echo request becomes the reply's ICMP part. */
+static enum net_verdict icmp_input(struct net_queue *q, struct rte_mbuf *m,
+				   uint32_t off, uint32_t len)
+{
+	struct rte_icmp_hdr *icmp;
+	uint16_t sum;
+
+	if (len < ICMP_HDR_LEN) {
+		STAT_ADD(q, drop_icmp, 1);
+		return NET_DROP;
+	}
+	if (net_short(m, off + ICMP_HDR_LEN)) {
+		STAT_ADD(q, drop_short, 1);
+		return NET_DROP;
+	}
+	/* Over the whole message, payload included, checksum field and
+	 * all: a valid one sums to 0xffff. The IP layer has checked that
+	 * @len bytes are there. */
+	if (rte_raw_cksum_mbuf(m, off, len, &sum) != 0 || sum != 0xffff) {
+		STAT_ADD(q, drop_icmp, 1);
+		return NET_DROP;
+	}
+	icmp = rte_pktmbuf_mtod_offset(m, struct rte_icmp_hdr *, off);
+	if (icmp->icmp_type != RTE_IP_ICMP_ECHO_REQUEST) {
+		STAT_ADD(q, drop_icmp, 1);
+		return NET_DROP;
+	}
+	/* Identifier, sequence number and data go back as they came. */
+	icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
+	icmp->icmp_code = 0;
+	icmp->icmp_cksum = 0;
+	/* Cannot fail: the same range was summed above. */
+	(void)rte_raw_cksum_mbuf(m, off, len, &sum);
+	icmp->icmp_cksum = (rte_be16_t)~sum;
+	return NET_ECHO_REPLY;
+}
+
+enum net_verdict net_ipv4_input(struct net_queue *q, struct rte_mbuf *m)
+{
+	const uint32_t l3 = RTE_ETHER_HDR_LEN;
+	struct ebb_net_if *nif = q->nif;
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	uint32_t hlen, tot;
+	rte_be32_t src;
+	enum net_verdict v;
+
+	if (net_short(m, l3 + IPV4_MIN_HDR)) {
+		STAT_ADD(q, drop_short, 1);
+		return NET_DROP;
+	}
+	eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	ip = (struct rte_ipv4_hdr *)(eth + 1);
+	hlen = (uint32_t)(ip->version_ihl & RTE_IPV4_HDR_IHL_MASK) *
+	       RTE_IPV4_IHL_MULTIPLIER;
+	if ((ip->version_ihl >> 4) != 4 || hlen < IPV4_MIN_HDR) {
+		STAT_ADD(q, drop_ip_header, 1);
+		return NET_DROP;
+	}
+	tot = rte_be_to_cpu_16(ip->total_length);
+	if (tot < hlen) {
+		STAT_ADD(q, drop_ip_header, 1);
+		return NET_DROP;
+	}
+	/* Past the datagram's end is Ethernet padding; short of it, the
+	 * datagram was cut. */
+	if (rte_pktmbuf_pkt_len(m) < l3 + tot || net_short(m, l3 + hlen)) {
+		STAT_ADD(q, drop_short, 1);
+		return NET_DROP;
+	}
+	/* Summed with its checksum field, a valid header gives 0xffff,
+	 * whose complement rte_ipv4_cksum() returns: 0. Options included
+	 * (it sums IHL words). */
+	if (rte_ipv4_cksum(ip) != 0) {
+		STAT_ADD(q, drop_ip_checksum, 1);
+		return NET_DROP;
+	}
+	if ((ip->fragment_offset &
+	     RTE_BE16(RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+		STAT_ADD(q, drop_ip_fragment, 1);
+		return NET_DROP;
+	}
+	if (ip->dst_addr != nif->ip) {
+		STAT_ADD(q, drop_not_for_us, 1);
+		return NET_DROP;
+	}
+	src = ip->src_addr;
+	if (ipv4_bad_source(nif, src)) {
+		STAT_ADD(q, drop_ip_header, 1);
+		return NET_DROP;
+	}
+	if (ip->next_proto_id != IPPROTO_ICMP) {
+		STAT_ADD(q, drop_proto, 1);
+		return NET_DROP;
+	}
+	v = icmp_input(q, m, l3 + hlen, tot - hlen);
+	if (v == NET_DROP)
+		return v;
+
+	/* The reply's IP header. Options are not reflected: RFC 1122
+	 * 3.2.2.6 would have Record Route and Timestamp updated and a
+	 * source route reversed, which this stack does not do; sending
+	 * none is the safe subset. Slide the Ethernet and fixed IP headers
+	 * over the options and drop the bytes they leave behind. */
+	if (hlen > IPV4_MIN_HDR) {
+		uint16_t cut = (uint16_t)(hlen - IPV4_MIN_HDR);
+
+		memmove(rte_pktmbuf_mtod_offset(m, char *, cut), eth,
+			l3 + IPV4_MIN_HDR);
+		eth = (struct rte_ether_hdr *)rte_pktmbuf_adj(m, cut);
+		ip = (struct rte_ipv4_hdr *)(eth + 1);
+		tot -= cut;
+		ip->version_ihl = RTE_IPV4_VHL_DEF;
+		ip->total_length = rte_cpu_to_be_16((uint16_t)tot);
+	}
+	ip->src_addr = nif->ip;
+	ip->dst_addr = src;
+	/* A new datagram (RFC 1122 3.2.1.7: not the request's TTL); the
+	 * identification stays, which is unique enough unfragmented. */
+	ip->time_to_live = NET_IP_TTL;
+	ip->fragment_offset = 0;
+	ip->hdr_checksum = 0;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	/* To the station the request came from, whatever group address it
+	 * was sent to. */
+	rte_ether_addr_copy(&eth->src_addr, &eth->dst_addr);
+	rte_ether_addr_copy(&nif->mac, &eth->src_addr);
+	net_trim(m, l3 + tot);
+	return NET_ECHO_REPLY;
+}
