@@ -91,6 +91,7 @@ int ebb_fe_status(const char *name)
 	static char js[TEL_BUF];
 	char cmd[64], state[32], ip[32], cpus[128], key[64];
 	unsigned nodes = 0;
+	uint64_t heap = 0;
 	int fd = tel_connect(name);
 
 	if (fd < 0) {
@@ -129,8 +130,7 @@ int ebb_fe_status(const char *name)
 		json_get(js, "cpus", cpus, sizeof(cpus));
 		ncores = (unsigned)json_u64(js, "cores");
 		if (n == 0)
-			printf("shared heap in use: %" PRIu64 " bytes\n",
-			       json_u64(js, "heap_in_use"));
+			heap = json_u64(js, "heap_in_use");
 		printf("%-5u %-8s %-8" PRIu64 " %-15s %-8s %-8" PRIu64
 		       " %" PRIu64 "/%" PRIu64 "\n",
 		       n, state, json_u64(js, "pid"), ip, cpus,
@@ -159,6 +159,7 @@ int ebb_fe_status(const char *name)
 			       v[7], v[8]);
 		}
 	}
+	printf("shared heap in use: %" PRIu64 " bytes\n", heap);
 	close(fd);
 	return 0;
 }

@@ -118,6 +118,11 @@ static void send_bursts(void *arg)
 			break;
 		}
 		f = (struct test_frame *)rte_pktmbuf_append(m[n], sizeof(*f));
+		if (f == NULL) {	/* cannot happen: frames are small */
+			rte_pktmbuf_free(m[n]);
+			atomic_fetch_add(&tx_alloc_fail, 1);
+			break;
+		}
 		fill_frame(f, tx_next + n);
 		n++;
 	}
@@ -439,6 +444,11 @@ static void send_one(void *arg)
 		return;
 	}
 	f = (struct test_frame *)rte_pktmbuf_append(m, sizeof(*f));
+	if (f == NULL) {
+		rte_pktmbuf_free(m);
+		atomic_store(&one_rc, -ENOMEM);
+		return;
+	}
 	fill_frame(f, seq);
 	tx_ns[seq] = ebbt_now_ns();
 	if (ebb_nic_tx(wa, 0, &m, 1) != 1) {
