@@ -122,6 +122,17 @@ case_messenger() {
 	left_nothing
 }
 
+# A virtual wire between nodes 1 and 2 (net_ring pair): every frame
+# arrives, and the halted receiver is woken by the sender's kick.
+case_wire() {
+	"$ebbrt" run --name "$name" --subnet $subnet --wire -- "$build/test/test_cluster_msg" --wire >"$log" 2>&1
+	local rc=$?
+	grep msgtest "$log"
+	[ $rc = 0 ] || fail "exit code $rc"
+	grep -q "msgtest: node 2: every frame over the wire reached a halting receiver ok" "$log" || fail "frames lost on the wire"
+	left_nothing
+}
+
 # Linux pings both nodes on their taps, learns them by ARP; status shows
 # both ready with traffic counted.
 case_ping() {
