@@ -940,12 +940,27 @@ void ebb_nic_close(struct ebb_nic *nic)
 
 int ebb_nic_mac(const struct ebb_nic *nic, uint8_t mac[6])
 {
+	static const uint8_t zero[6];
+	char name[RTE_ETH_NAME_MAX_LEN];
 	struct rte_ether_addr a;
 
 	if (nic == NULL || mac == NULL ||
 	    rte_eth_macaddr_get(nic->port, &a) != 0)
 		return -EINVAL;
 	memcpy(mac, a.addr_bytes, 6);
+	if (memcmp(mac, zero, 6) == 0 &&
+	    rte_eth_dev_get_name_by_port(nic->port, name) == 0) {
+		/* net_ring ports (wire ends) have an all-zero MAC and no way
+		 * to set one: derive a locally administered one from the
+		 * port's name, the same in every process. */
+		uint32_t h = 2166136261u;
+
+		for (const char *c = name; *c; c++)
+			h = (h ^ (uint8_t)*c) * 16777619u;
+		mac[0] = 0x02;
+		mac[1] = 0xeb;
+		memcpy(mac + 2, &h, 4);
+	}
 	return 0;
 }
 

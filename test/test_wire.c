@@ -602,7 +602,16 @@ Test(wire, close_frees_everything_and_misuse_is_an_error, .timeout = 60)
 	cr_assert_eq(ebb_nic_attach(wa, 0, on_drop, NULL), -EPERM,
 		     "attach off a core");
 	cr_assert_eq(ebb_nic_set_faults(NULL, NULL), -EINVAL);
-	cr_assert_eq(ebb_nic_mac(wa, (uint8_t[6]){ 0 }), 0);
+	{
+		uint8_t ma[6], mb[6], zero[6] = { 0 };
+
+		cr_assert_eq(ebb_nic_mac(wa, ma), 0);
+		cr_assert_eq(ebb_nic_mac(wb, mb), 0);
+		cr_assert(memcmp(ma, zero, 6) != 0 && memcmp(mb, zero, 6) != 0,
+			  "a wire end kept net_ring's all-zero MAC");
+		cr_assert(memcmp(ma, mb, 6) != 0, "both ends have one MAC");
+		cr_assert(ma[0] & 0x02, "not a locally administered MAC");
+	}
 
 	/* Frames left on the rings (nobody receives on b) are freed by
 	 * the second close, whichever end goes first. */

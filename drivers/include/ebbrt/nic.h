@@ -107,7 +107,9 @@ int ebb_nic_open_wire(const char *name, const struct ebb_nic_config *cfg,
  */
 void ebb_nic_close(struct ebb_nic *nic);
 
-/* The port's MAC address into @mac. Returns 0 or -EINVAL. Any thread. */
+/* The port's MAC address into @mac. A wire end, whose device has none,
+ * gets a locally administered one derived from its name. Returns 0 or
+ * -EINVAL. Any thread. */
 int ebb_nic_mac(const struct ebb_nic *nic, uint8_t mac[6]);
 
 /* The port's mbuf pool (to build packets to send). Any thread. */
