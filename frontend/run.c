@@ -431,6 +431,9 @@ static int open_ports(void)
 		fe.cl->node[2].wire_port = ebb_nic_port_id(fe.node[2].wire);
 		fe.cl->node[1].wire_peer = 2;
 		fe.cl->node[2].wire_peer = 1;
+		/* The subnet's first /24 is free: node links start at 1. */
+		fe.cl->node[1].wire_ip = fe.o->subnet + 1;
+		fe.cl->node[2].wire_ip = fe.o->subnet + 2;
 	}
 	return 0;
 }

@@ -320,6 +320,13 @@ uint32_t ebb_cluster_node_ip(unsigned node)
 	return ebb_cluster->node[node].ip;
 }
 
+uint32_t ebb_cluster_node_wire_ip(unsigned node)
+{
+	if (ebb_cluster == NULL || node >= ebb_cluster->nnodes)
+		return 0;
+	return ebb_cluster->node[node].wire_ip;
+}
+
 int ebb_cluster_stop(void)
 {
 	if (ebb_cluster == NULL)

@@ -55,6 +55,7 @@ struct ebb_cluster_node {
 	uint16_t port;			/* its NIC port, or UINT16_MAX */
 	uint16_t wire_port;		/* its end of the wire, or UINT16_MAX */
 	int32_t wire_peer;		/* node at the other end, or -1 */
+	uint32_t wire_ip;		/* its address on the wire, or 0 */
 	uint32_t id_base, id_count;	/* its range of global Ebb ids */
 	/* Messenger: one MPSC inbox per core, and the pool its messages
 	 * are allocated from. Made by the frontend, kept across restarts. */

@@ -42,6 +42,11 @@ unsigned ebb_cluster_node_cores(unsigned node);
  * when none or standalone. */
 uint32_t ebb_cluster_node_ip(unsigned node);
 
+/* Address of node @node on the virtual wire (`ebbrt run --wire`: nodes 1
+ * and 2 are .1 and .2 of the subnet's first /24), host byte order; 0 when
+ * it has no wire end. */
+uint32_t ebb_cluster_node_wire_ip(unsigned node);
+
 /* Ask the frontend to stop the whole cluster, as `ebbrt stop` does.
  * Returns 0, -ENOTSUP when standalone, -EIO when the frontend is gone. */
 int ebb_cluster_stop(void);
