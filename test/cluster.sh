@@ -133,6 +133,40 @@ case_wire() {
 	left_nothing
 }
 
+# apps/echo in a cluster: a plain Linux UDP socket gets its datagrams
+# back from both nodes, and ICMP port unreachable from a closed port.
+case_udp_echo() {
+	"$ebbrt" run --name "$name" --subnet $subnet -- "$build/apps/echo/ebbrt-echo" >"$log" 2>&1 &
+	fe_pid=$!
+	for _ in $(seq 200); do
+		[ "$(grep -c '^node [0-9]* ready' "$log")" -ge 2 ] && break
+		sleep 0.05
+	done
+	python3 - "$(node_ip 1)" "$(node_ip 2)" <<'PY' || fail "UDP echo from Linux"
+import socket, sys
+for ip in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    for i in range(100):
+        msg = b"ebbrt %d " % i + bytes(range(i % 200))
+        s.sendto(msg, (ip, 7))
+        data, addr = s.recvfrom(2048)
+        assert data == msg and addr == (ip, 7), (data, addr)
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.settimeout(1.0)
+    c.connect((ip, 9999))
+    c.send(b"anyone?")
+    try:
+        c.recv(100)
+        raise SystemExit("closed port answered")
+    except ConnectionRefusedError:
+        pass
+    print("udp echo ok:", ip)
+PY
+	stop_clean
+	grep -q "echoed 100 datagrams" "$log" || fail "the nodes did not count 100 echoes each"
+}
+
 # Linux pings both nodes on their taps, learns them by ARP; status shows
 # both ready with traffic counted.
 case_ping() {

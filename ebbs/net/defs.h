@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Private state of the network stack: the interface, its per-core queue
- * state, and the input functions of each layer. Not installed. */
+ * state, the ARP cache, the UDP port table, and the functions of each
+ * layer. Not installed. */
 #ifndef EBBRT_NET_DEFS_H
 #define EBBRT_NET_DEFS_H
 
@@ -11,7 +12,12 @@
 #include <rte_byteorder.h>
 #include <rte_common.h>
 #include <rte_ether.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_seqcount.h>
+#include <rte_spinlock.h>
+#include <rte_udp.h>
 
 #include <ebbrt/ebbrt.h>
 #include <ebbrt/net.h>
@@ -24,11 +30,60 @@
 /* TTL of the datagrams we send (Linux's default, RFC 1700). */
 #define NET_IP_TTL 64
 
+/* No ebb_nic API gives the port's MTU: Ethernet's. */
+#define NET_MTU RTE_ETHER_MTU
+
+/* Ethernet + IPv4 (no options) + UDP: what ebb_udp_send() prepends. */
+#define NET_UDP_HDRS                                                        \
+	(RTE_ETHER_HDR_LEN + (uint32_t)sizeof(struct rte_ipv4_hdr) +        \
+	 (uint32_t)sizeof(struct rte_udp_hdr))
+
+static_assert(RTE_PKTMBUF_HEADROOM >= NET_UDP_HDRS,
+	      "an mbuf's headroom must take the UDP headers");
+static_assert(EBB_UDP_MAX_PAYLOAD + 28 == NET_MTU, "UDP payload limit");
+
+/* ARP cache: slots (a power of two), datagrams that may wait per next
+ * hop, how long an answer holds, requests before giving up and their
+ * spacing, and the period of the timer that retries them. */
+#define ARP_SLOTS 256u
+#define ARP_PENDING_MAX 8u
+#define ARP_REACHABLE_NS (60ull * 1000000000ull)
+#define ARP_TRIES 3u
+#define ARP_RETRY_NS 1000000000ull
+#define ARP_TICK_NS 100000000ull
+
+/* ICMP errors: a token bucket per queue, NET_ICMP_RATE per second with a
+ * burst of as many. */
+#define NET_ICMP_RATE 100u
+#define NET_ICMP_COST_NS (1000000000ull / NET_ICMP_RATE)
+#define NET_ICMP_BURST_NS (NET_ICMP_COST_NS * NET_ICMP_RATE)
+
+/* UDP port table slots (a power of two) and the most sockets in it: half,
+ * so that probe chains stay short. */
+#define UDP_SLOTS 256u
+#define UDP_MAX_SOCKS (UDP_SLOTS / 2)
+
+/* Frames one queue takes from other cores (datagrams whose next hop was
+ * resolved there), a power of two. */
+#define NET_HANDOFF_SIZE 256u
+
 /* State of one rx/tx queue pair: written only by the core that owns the
  * queue, so counters need no atomic read-modify-write. */
 struct net_queue {
 	struct ebb_net_if *nif;
 	uint16_t id;
+	/* Set by the owning core at attach, cleared at detach; read by
+	 * other cores handing frames over (acquire/release). */
+	bool attached;
+	unsigned core;
+	/* Next IPv4 identification (owner only). */
+	uint16_t ip_id;
+	/* ICMP error budget in ns of credit, and when it was last topped
+	 * up (owner only). */
+	uint64_t icmp_credit_ns, icmp_last_ns;
+	/* Frames other cores resolved for this queue: multi-producer,
+	 * single consumer (the owner). */
+	struct rte_ring *handoff;
 	/* counters: owner writes (STAT_ADD), anyone reads (relaxed) */
 	struct ebb_net_stats st;
 } __rte_cache_aligned;
@@ -37,6 +92,35 @@ static_assert(sizeof(struct net_queue) % RTE_CACHE_LINE_SIZE == 0,
 	      "per-core queue state must not share a cache line");
 static_assert(alignof(struct net_queue) == RTE_CACHE_LINE_SIZE,
 	      "per-core queue state must be cache aligned");
+
+#define NET_NO_QUEUE 0xffu
+static_assert(EBB_MAX_CORES < NET_NO_QUEUE, "queue ids fit core_q");
+
+enum arp_state {
+	ARP_FREE = 0,		/* never used: ends a probe chain */
+	ARP_INCOMPLETE,		/* request out, datagrams may wait */
+	ARP_REACHABLE,		/* mac valid until expires_ns */
+	ARP_FAILED,		/* resolution gave up; reusable */
+};
+
+/* One neighbour. Written under the cache lock, inside a write section of
+ * @sc; read without the lock by the send path, which retries on a torn
+ * read. A slot's ip, once set, changes only to another ip (eviction),
+ * never back to 0, so probe chains stay whole. */
+struct arp_entry {
+	rte_seqcount_t sc;
+	rte_be32_t ip;
+	uint8_t state;		/* enum arp_state */
+	uint8_t tries;		/* requests sent (INCOMPLETE) */
+	uint8_t npending;
+	struct rte_ether_addr mac;
+	/* REACHABLE: valid until then; INCOMPLETE: next retry due */
+	uint64_t expires_ns;
+	/* Whole frames waiting for the MAC, and the queue each leaves on
+	 * (lock only). */
+	struct rte_mbuf *pending[ARP_PENDING_MAX];
+	uint8_t pending_q[ARP_PENDING_MAX];
+};
 
 struct ebb_net_if {
 	struct ebb_nic *nic;
@@ -51,6 +135,37 @@ struct ebb_net_if {
 	/* One per queue a nic may have (ebb_nic_open() allows at most
 	 * EBB_MAX_CORES). */
 	struct net_queue q[EBB_MAX_CORES];
+	/* The queue each core owns (NET_NO_QUEUE: none): written by that
+	 * core at attach and detach, read by it on send. */
+	uint8_t core_q[EBB_MAX_CORES];
+
+	/* ARP cache, one per interface for all its cores: writers take
+	 * arp_lock, readers use the entries' seqcounts. */
+	rte_spinlock_t arp_lock;
+	struct arp_entry arp[ARP_SLOTS];
+	/* Retries and timeouts, on the core that attached queue 0. */
+	struct ebb_timer arp_timer;
+
+	/* UDP sockets by port: writers take udp_lock; readers load slots
+	 * with acquire (pairs with the release store of bind/close). */
+	rte_spinlock_t udp_lock;
+	struct ebb_udp_sock *udp[UDP_SLOTS];
+	unsigned udp_count;		/* live sockets (lock) */
+	uint16_t udp_next_eph;		/* next ephemeral port to try */
+	/* Sockets closed on a core, freed at ebb_net_if_close() (lock). */
+	struct ebb_udp_sock *udp_dead;
+};
+
+struct ebb_udp_sock {
+	struct ebb_net_if *nif;
+	ebb_udp_rx_fn fn;
+	void *arg;
+	rte_be16_t port_be;
+	uint16_t port;
+	/* Set by close (release); the rx path checks it (acquire) before
+	 * calling fn. */
+	bool closed;
+	struct ebb_udp_sock *dead_next;
 };
 
 /* A single writer (the owning core) and readers on other threads: a plain
@@ -65,16 +180,62 @@ enum net_verdict {
 	NET_DROP = 0,
 	NET_ARP_REPLY,
 	NET_ECHO_REPLY,
+	NET_UNREACH,		/* an ICMP port unreachable */
+	NET_CONSUMED,		/* taken by a layer (counted there) */
 };
 
 /* Layer inputs: @m starts with an Ethernet header of the ethertype the
  * function handles, already checked to be addressed to us. Owning core. */
 enum net_verdict net_arp_input(struct net_queue *q, struct rte_mbuf *m);
 enum net_verdict net_ipv4_input(struct net_queue *q, struct rte_mbuf *m);
+/* UDP in @m at @l4 (the IP header at RTE_ETHER_HDR_LEN, @l4len bytes of
+ * IP payload, all checked present). */
+enum net_verdict net_udp_input(struct net_queue *q, struct rte_mbuf *m,
+			       uint32_t l4, uint32_t l4len);
+/* Turn the datagram in @m (IP header at RTE_ETHER_HDR_LEN, @hlen bytes)
+ * into an ICMP port unreachable to its sender, rate limited: NET_UNREACH,
+ * or NET_DROP counted in icmp_unreach_limited. */
+enum net_verdict net_icmp_unreach(struct net_queue *q, struct rte_mbuf *m,
+				  uint32_t hlen);
 
 /* Send one gratuitous ARP on queue @q (owning core), counted in tx_frames
  * or drop_tx_full. Returns 0 or -ENOMEM (no mbuf). */
 int net_arp_announce(struct net_queue *q);
+
+/*
+ * The MAC for next hop @nh into @mac: lock free when cached and fresh.
+ * Otherwise queue the whole frame @m (its Ethernet destination to be
+ * filled in) on the entry, sending a request for a new resolution.
+ * Returns 1 (@mac set, the caller sends @m), 0 (@m queued: the stack owns
+ * it) or -ENOBUFS (queue full, the caller keeps @m). Owning core of @q.
+ */
+int net_arp_resolve(struct net_queue *q, rte_be32_t nh,
+		    struct rte_ether_addr *mac, struct rte_mbuf *m);
+
+/* Learn @ip at @mac (a reply or a request for us), releasing the frames
+ * waiting for it. Owning core of @q. */
+void net_arp_learn(struct net_queue *q, rte_be32_t ip,
+		   const struct rte_ether_addr *mac);
+
+/* The ARP timer of @nif (retries, timeouts), on the core of queue 0. */
+void net_arp_tick(struct ebb_timer *t, void *arg);
+
+/* Free every socket, open or closed. Cores stopped. */
+void net_udp_free_all(struct ebb_net_if *nif);
+
+/* Free every frame the cache still holds. Cores stopped. */
+void net_arp_flush(struct ebb_net_if *nif);
+
+/* Send frames other cores handed to @q. Returns how many it took off
+ * the ring. Owning core. */
+unsigned net_handoff_drain(struct net_queue *q);
+
+/* The attached queue the calling core owns on @nif, or NULL. */
+struct net_queue *net_my_queue(struct ebb_net_if *nif);
+
+/* Send one frame of our own on @q (owner), counting it in tx_frames or,
+ * freeing it, drop_tx_full. Returns whether the nic took it. */
+bool net_tx_own(struct net_queue *q, struct rte_mbuf *m);
 
 /* The frame is too short for its headers at @len bytes: shorter in all,
  * or (multi-segment) not all in the first segment, where the layers read

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* IPv4 input (RFC 791, RFC 1122 3.2.1) and ICMP echo (RFC 792): requests
- * to our address become replies in the mbuf they came in. */
+/* IPv4 input (RFC 791, RFC 1122 3.2.1), ICMP echo (RFC 792): requests to
+ * our address become replies in the mbuf they came in; ICMP port
+ * unreachable, rate limited, built in the datagram that caused it. */
 #include <string.h>
 
 #include <rte_icmp.h>
@@ -10,6 +11,9 @@
 
 #define IPV4_MIN_HDR ((uint32_t)sizeof(struct rte_ipv4_hdr))
 #define ICMP_HDR_LEN ((uint32_t)sizeof(struct rte_icmp_hdr))
+
+/* ICMP type 3 (DPDK 22.11 names only echo's types). */
+#define ICMP_DEST_UNREACH 3
 
 static_assert(sizeof(struct rte_ipv4_hdr) == 20, "IPv4 header");
 static_assert(sizeof(struct rte_icmp_hdr) == 8, "ICMP echo header");
@@ -117,6 +121,8 @@ enum net_verdict net_ipv4_input(struct net_queue *q, struct rte_mbuf *m)
 		STAT_ADD(q, drop_ip_header, 1);
 		return NET_DROP;
 	}
+	if (ip->next_proto_id == IPPROTO_UDP)
+		return net_udp_input(q, m, l3 + hlen, tot - hlen);
 	if (ip->next_proto_id != IPPROTO_ICMP) {
 		STAT_ADD(q, drop_proto, 1);
 		return NET_DROP;
@@ -155,4 +161,75 @@ enum net_verdict net_ipv4_input(struct net_queue *q, struct rte_mbuf *m)
 	rte_ether_addr_copy(&nif->mac, &eth->src_addr);
 	net_trim(m, l3 + tot);
 	return NET_ECHO_REPLY;
+}
+
+/* Whether the queue's token bucket has an ICMP error left; takes it. */
+static bool icmp_rate_ok(struct net_queue *q)
+{
+	uint64_t now = ebb_time_ns();
+	uint64_t credit = q->icmp_credit_ns + (now - q->icmp_last_ns);
+
+	q->icmp_last_ns = now;
+	if (credit > NET_ICMP_BURST_NS)
+		credit = NET_ICMP_BURST_NS;
+	if (credit < NET_ICMP_COST_NS) {
+		q->icmp_credit_ns = credit;
+		return false;
+	}
+	q->icmp_credit_ns = credit - NET_ICMP_COST_NS;
+	return true;
+}
+
+enum net_verdict net_icmp_unreach(struct net_queue *q, struct rte_mbuf *m,
+				  uint32_t hlen)
+{
+	/* What RFC 792 quotes: the datagram's header and its first 8
+	 * bytes (the UDP header), checked present by the caller. */
+	const uint32_t quote = hlen + 8;
+	const uint16_t grow = (uint16_t)(IPV4_MIN_HDR + ICMP_HDR_LEN);
+	const uint32_t tot = IPV4_MIN_HDR + ICMP_HDR_LEN + quote;
+	struct rte_ether_addr to;
+	struct rte_ether_hdr *eth;
+	struct rte_ipv4_hdr *ip;
+	struct rte_icmp_hdr *icmp;
+	rte_be32_t src;
+
+	if (!icmp_rate_ok(q)) {
+		STAT_ADD(q, icmp_unreach_limited, 1);
+		return NET_DROP;
+	}
+	eth = rte_pktmbuf_mtod(m, struct rte_ether_hdr *);
+	rte_ether_addr_copy(&eth->src_addr, &to);
+	src = ((struct rte_ipv4_hdr *)(eth + 1))->src_addr;
+	/* New Ethernet, IP and ICMP headers in the headroom: the quoted
+	 * header stays where it is. */
+	eth = (struct rte_ether_hdr *)rte_pktmbuf_prepend(m, grow);
+	if (eth == NULL) {
+		STAT_ADD(q, drop_tx_full, 1);
+		return NET_DROP;
+	}
+	rte_ether_addr_copy(&to, &eth->dst_addr);
+	rte_ether_addr_copy(&q->nif->mac, &eth->src_addr);
+	eth->ether_type = RTE_BE16(RTE_ETHER_TYPE_IPV4);
+	ip = (struct rte_ipv4_hdr *)(eth + 1);
+	memset(ip, 0, sizeof(*ip));
+	ip->version_ihl = RTE_IPV4_VHL_DEF;
+	ip->total_length = rte_cpu_to_be_16((uint16_t)tot);
+	ip->packet_id = rte_cpu_to_be_16(q->ip_id++);
+	ip->time_to_live = NET_IP_TTL;
+	ip->next_proto_id = IPPROTO_ICMP;
+	ip->src_addr = q->nif->ip;
+	ip->dst_addr = src;
+	ip->hdr_checksum = rte_ipv4_cksum(ip);
+	icmp = (struct rte_icmp_hdr *)(ip + 1);
+	icmp->icmp_type = ICMP_DEST_UNREACH;
+	icmp->icmp_code = 3;	/* port unreachable */
+	icmp->icmp_cksum = 0;
+	icmp->icmp_ident = 0;	/* unused: zero */
+	icmp->icmp_seq_nb = 0;
+	icmp->icmp_cksum = (rte_be16_t)~rte_raw_cksum(icmp,
+						       ICMP_HDR_LEN + quote);
+	net_trim(m, RTE_ETHER_HDR_LEN + tot);
+	m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
+	return NET_UNREACH;
 }

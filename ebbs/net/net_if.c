@@ -2,6 +2,8 @@
 /* Network interfaces: set-up, queues given to cores, the per-core receive
  * handler (Ethernet dispatch, replies sent in one burst), counters. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <rte_malloc.h>
@@ -67,13 +69,33 @@ struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 	for (unsigned i = 0; i < EBB_MAX_CORES; i++) {
 		nif->q[i].nif = nif;
 		nif->q[i].id = (uint16_t)i;
+		nif->core_q[i] = NET_NO_QUEUE;
 	}
+	rte_spinlock_init(&nif->arp_lock);
+	for (unsigned i = 0; i < ARP_SLOTS; i++)
+		rte_seqcount_init(&nif->arp[i].sc);
+	ebb_timer_init(&nif->arp_timer, net_arp_tick, &nif->q[0]);
+	rte_spinlock_init(&nif->udp_lock);
 	return nif;
 }
 
 __rte_cold
 void ebb_net_if_close(struct ebb_net_if *nif)
 {
+	if (nif == NULL)
+		return;
+	net_arp_flush(nif);
+	for (unsigned i = 0; i < EBB_MAX_CORES; i++) {
+		struct rte_ring *r = nif->q[i].handoff;
+		struct rte_mbuf *m = NULL;
+
+		if (r == NULL)
+			continue;
+		while (rte_ring_sc_dequeue(r, (void **)&m) == 0)
+			rte_pktmbuf_free(m);
+		rte_ring_free(r);
+	}
+	net_udp_free_all(nif);
 	rte_free(nif);
 }
 
@@ -113,7 +135,7 @@ static void rx_burst(struct net_queue *q, struct rte_mbuf **pkts, uint16_t n)
 	struct rte_mbuf *tx[NET_BURST], *drop[NET_BURST];
 	uint8_t kind[NET_BURST];
 	uint16_t ntx = 0, ndrop = 0, sent;
-	uint64_t arp = 0, echo = 0;
+	uint64_t arp = 0, echo = 0, unreach = 0;
 
 	RTE_ASSERT(n <= NET_BURST);
 	for (uint16_t i = 0; i < n; i++) {
@@ -121,6 +143,8 @@ static void rx_burst(struct net_queue *q, struct rte_mbuf **pkts, uint16_t n)
 
 		if (v == NET_DROP) {
 			drop[ndrop++] = pkts[i];
+		} else if (v == NET_CONSUMED) {
+			continue;
 		} else {
 			kind[ntx] = (uint8_t)v;
 			tx[ntx++] = pkts[i];
@@ -136,10 +160,12 @@ static void rx_burst(struct net_queue *q, struct rte_mbuf **pkts, uint16_t n)
 	for (uint16_t i = 0; i < sent; i++) {
 		arp += kind[i] == NET_ARP_REPLY;
 		echo += kind[i] == NET_ECHO_REPLY;
+		unreach += kind[i] == NET_UNREACH;
 	}
 	STAT_ADD(q, tx_frames, sent);
 	STAT_ADD(q, arp_replies_sent, arp);
 	STAT_ADD(q, icmp_echo_replies, echo);
+	STAT_ADD(q, icmp_unreach_sent, unreach);
 	if (sent < ntx) {
 		STAT_ADD(q, drop_tx_full, ntx - sent);
 		rte_pktmbuf_free_bulk(&tx[sent], ntx - sent);
@@ -151,6 +177,10 @@ static void net_rx(void *arg, struct rte_mbuf **pkts, uint16_t n)
 {
 	struct net_queue *q = arg;
 
+	/* Frames other cores resolved for this queue go first: they have
+	 * waited longest. */
+	if (q->handoff != NULL && !rte_ring_empty(q->handoff))
+		(void)net_handoff_drain(q);
 	/* nic.h promises at most 32; stay correct if that grows. */
 	while (n > 0) {
 		uint16_t k = (uint16_t)RTE_MIN(n, NET_BURST);
@@ -161,32 +191,92 @@ static void net_rx(void *arg, struct rte_mbuf **pkts, uint16_t n)
 	}
 }
 
+struct net_queue *net_my_queue(struct ebb_net_if *nif)
+{
+	unsigned c = ebb_core_id();
+	uint8_t qi;
+
+	if (c >= EBB_MAX_CORES)
+		return NULL;
+	qi = nif->core_q[c];
+	return qi == NET_NO_QUEUE ? NULL : &nif->q[qi];
+}
+
 __rte_cold
 int ebb_net_if_attach(struct ebb_net_if *nif, unsigned queue)
 {
+	unsigned core = ebb_core_id();
+	struct net_queue *q;
 	int rc;
 
-	if (ebb_core_id() == EBB_CORE_NONE)
+	if (core == EBB_CORE_NONE)
 		return -EPERM;
 	if (nif == NULL || queue >= EBB_MAX_CORES)
 		return -EINVAL;
-	rc = ebb_nic_attach(nif->nic, queue, net_rx, &nif->q[queue]);
+	q = &nif->q[queue];
+	if (q->handoff == NULL) {
+		char name[RTE_RING_NAMESIZE];
+
+		snprintf(name, sizeof(name), "neth%" PRIxPTR "_%u",
+			 (uintptr_t)nif, queue);
+		/* Any core may hand frames over; only the owner takes. */
+		q->handoff = rte_ring_create(name, NET_HANDOFF_SIZE,
+					     SOCKET_ID_ANY, RING_F_SC_DEQ);
+		if (q->handoff == NULL)
+			return -ENOMEM;
+	}
+	rc = ebb_nic_attach(nif->nic, queue, net_rx, q);
 	if (rc)
 		return rc;
-	/* Tell the segment where our ip is now; best effort, counted. */
-	if (queue == 0)
-		(void)net_arp_announce(&nif->q[0]);
+	q->core = core;
+	if (nif->core_q[core] == NET_NO_QUEUE)
+		nif->core_q[core] = (uint8_t)queue;
+	/* Publishes core and handoff to cores that resolve for this queue
+	 * (pairs with the acquire loads in arp.c). */
+	__atomic_store_n(&q->attached, true, __ATOMIC_RELEASE);
+	if (queue == 0) {
+		/* Tell the segment where our ip is now; best effort,
+		 * counted. */
+		(void)net_arp_announce(q);
+		rc = ebb_timer_start(&nif->arp_timer, ARP_TICK_NS, ARP_TICK_NS);
+		RTE_ASSERT(rc == 0);
+	}
 	return 0;
 }
 
 __rte_cold
 int ebb_net_if_detach(struct ebb_net_if *nif, unsigned queue)
 {
-	if (ebb_core_id() == EBB_CORE_NONE)
+	unsigned core = ebb_core_id();
+	struct net_queue *q;
+	int rc;
+
+	if (core == EBB_CORE_NONE)
 		return -EPERM;
 	if (nif == NULL || queue >= EBB_MAX_CORES)
 		return -EINVAL;
-	return ebb_nic_detach(nif->nic, queue);
+	rc = ebb_nic_detach(nif->nic, queue);
+	if (rc)
+		return rc;
+	q = &nif->q[queue];
+	if (queue == 0)
+		(void)ebb_timer_cancel(&nif->arp_timer);
+	__atomic_store_n(&q->attached, false, __ATOMIC_RELEASE);
+	if (nif->core_q[core] == queue) {
+		nif->core_q[core] = NET_NO_QUEUE;
+		/* Another queue this core still owns takes over sends. */
+		for (unsigned i = 0; i < EBB_MAX_CORES; i++) {
+			if (nif->q[i].core == core &&
+			    __atomic_load_n(&nif->q[i].attached,
+					    __ATOMIC_RELAXED)) {
+				nif->core_q[core] = (uint8_t)i;
+				break;
+			}
+		}
+	}
+	/* Frames handed over before the store above: freed, counted. */
+	(void)net_handoff_drain(q);
+	return 0;
 }
 
 __rte_cold
@@ -215,6 +305,19 @@ int ebb_net_if_stats(const struct ebb_net_if *nif, struct ebb_net_stats *out)
 		SUM(drop_icmp);
 		SUM(drop_arp);
 		SUM(drop_tx_full);
+		SUM(arp_replies_rcvd);
+		SUM(arp_requests_sent);
+		SUM(arp_pending_full);
+		SUM(arp_pending_dropped);
+		SUM(arp_timeouts);
+		SUM(udp_rx);
+		SUM(udp_tx);
+		SUM(udp_bad_len);
+		SUM(udp_bad_checksum);
+		SUM(udp_no_port);
+		SUM(icmp_unreach_sent);
+		SUM(icmp_unreach_limited);
+		SUM(tx_no_route);
 #undef SUM
 	}
 	return 0;
