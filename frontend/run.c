@@ -36,6 +36,7 @@
 #include <rte_telemetry.h>
 
 #include <ebbrt/ebbrt.h>
+#include <ebbrt/net.h>
 #include <ebbrt/nic.h>
 
 #include "cluster.h"
@@ -710,6 +711,7 @@ static void reclaim(unsigned n)
 	h = rte_hash_find_existing(name);
 	rte_hash_free(h);
 	memset(cn->core, 0, sizeof(cn->core));
+	atomic_store(&cn->net_claimed, 0);
 }
 
 static void describe_status(int st, char *buf, size_t len)
@@ -822,6 +824,42 @@ static void begin_stop(int code)
 
 /* --- telemetry: /ebbrt/nodes and /ebbrt/node,N --- */
 
+/* Every counter of struct ebb_net_stats, in its order. */
+#define NET_STATS(X)                                                        \
+	X(rx_frames) X(tx_frames) X(arp_requests) X(arp_replies_sent)       \
+	X(icmp_echo_replies) X(drop_short) X(drop_ethertype)                \
+	X(drop_not_for_us) X(drop_ip_header) X(drop_ip_checksum)            \
+	X(drop_ip_fragment) X(drop_ttl) X(drop_proto) X(drop_icmp)          \
+	X(drop_arp) X(drop_tx_full) X(arp_replies_rcvd)                     \
+	X(arp_requests_sent) X(arp_pending_full) X(arp_pending_dropped)     \
+	X(arp_timeouts) X(udp_rx) X(udp_tx) X(udp_bad_len)                  \
+	X(udp_bad_checksum) X(udp_no_port) X(icmp_unreach_sent)             \
+	X(icmp_unreach_limited) X(tx_no_route)
+#define NET_COUNT_ONE(f) +1
+static_assert(sizeof(struct ebb_net_stats) ==
+		      (0 NET_STATS(NET_COUNT_ONE)) * sizeof(uint64_t),
+	      "NET_STATS lists every counter of struct ebb_net_stats");
+
+/* The node's network counters, summed over its cores, as net_<name>. */
+static void tel_net(struct rte_tel_data *d, struct ebb_cluster_node *cn)
+{
+	struct ebb_net_stats sum = { 0 };
+
+	if (!atomic_load(&cn->net_claimed))
+		return;
+	for (unsigned c = 0; c < cn->ncores; c++) {
+		const struct ebb_net_stats *s =
+			(const struct ebb_net_stats *)cn->net_stats[c];
+
+#define NET_SUM(f) sum.f += __atomic_load_n(&s->f, __ATOMIC_RELAXED);
+		NET_STATS(NET_SUM)
+#undef NET_SUM
+	}
+#define NET_TEL(f) rte_tel_data_add_dict_u64(d, "net_" #f, sum.f);
+	NET_STATS(NET_TEL)
+#undef NET_TEL
+}
+
 static int tel_nodes(const char *cmd, const char *params,
 		     struct rte_tel_data *d)
 {
@@ -889,6 +927,7 @@ static int tel_node(const char *cmd, const char *params,
 						     __ATOMIC_RELAXED));
 #undef TEL_U64
 	}
+	tel_net(d, cn);
 	if (n == 0) {
 		/* Shared memory in use, to see what restarts leak. */
 		struct rte_malloc_socket_stats ms;

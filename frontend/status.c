@@ -4,6 +4,7 @@
  * under /ebbrt/...) and prints them as a table. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,37 @@ static uint64_t json_u64(const char *js, const char *key)
 	return json_get(js, key, v, sizeof(v)) ? strtoull(v, NULL, 10) : 0;
 }
 
+/* The node's network counters (net_<name>), the non-zero ones. */
+static void print_net(const char *js)
+{
+	const char *p = js;
+	int col = 0;
+	bool any = false;
+
+	while ((p = strstr(p, "\"net_")) != NULL) {
+		char key[64], val[32];
+		const char *e = strchr(p + 1, '"');
+
+		if (e == NULL || (size_t)(e - p - 1) >= sizeof(key))
+			break;
+		snprintf(key, sizeof(key), "%.*s", (int)(e - p - 1), p + 1);
+		p = e;
+		if (!json_get(js, key, val, sizeof(val)) ||
+		    strcmp(val, "0") == 0)
+			continue;
+		if (!any)
+			printf("      net:");
+		any = true;
+		col += printf(" %s=%s", key + 4, val);
+		if (col > 60) {
+			printf("\n          ");
+			col = 0;
+		}
+	}
+	if (any)
+		printf("\n");
+}
+
 int ebb_fe_status(const char *name)
 {
 	static char js[TEL_BUF];
@@ -158,6 +190,7 @@ int ebb_fe_status(const char *name)
 			       c, v[0], v[1], v[2], v[3], v[4], v[5], v[6],
 			       v[7], v[8]);
 		}
+		print_net(js);
 	}
 	printf("shared heap in use: %" PRIu64 " bytes\n", heap);
 	close(fd);

@@ -281,6 +281,27 @@ void ebb_cluster_ready(void)
 		ctl_send(ebb_node.ctl_fd, EBB_CTL_READY, NULL);
 }
 
+uint64_t (*ebb_cluster_net_claim(void))[EBB_NET_STATS_WORDS]
+{
+	struct ebb_cluster_node *me;
+	int expected = 0;
+
+	if (ebb_cluster == NULL)
+		return NULL;
+	me = &ebb_cluster->node[ebb_node.node_id];
+	if (!atomic_compare_exchange_strong(&me->net_claimed, &expected, 1))
+		return NULL;
+	memset(me->net_stats, 0, sizeof(me->net_stats));
+	return me->net_stats;
+}
+
+void ebb_cluster_net_release(void)
+{
+	if (ebb_cluster != NULL)
+		atomic_store(&ebb_cluster->node[ebb_node.node_id].net_claimed,
+			     0);
+}
+
 /* --- the public view (<ebbrt/cluster.h>) --- */
 
 bool ebb_cluster_mode(void)

@@ -25,6 +25,9 @@ struct rte_mempool;
  * socket. */
 #define EBB_CONTROL_FD_ENV "EBBRT_CONTROL_FD"
 
+/* Room for a struct ebb_net_stats (ebbs/net checks it fits). */
+#define EBB_NET_STATS_WORDS 48
+
 /* Messenger counters of one core. */
 struct ebb_msg_stats {
 	uint64_t sent, received, full, dropped;
@@ -63,6 +66,10 @@ struct ebb_cluster_node {
 	struct rte_mempool *msg_pool;
 	struct rte_mempool *port_pool;	/* rx buffers of its port */
 	struct ebb_core_pub core[EBB_MAX_CORES];
+	/* The counters of the node's first network interface (ebbs/net),
+	 * per core, for `ebbrt status`: a struct ebb_net_stats each. */
+	_Atomic int net_claimed;
+	uint64_t net_stats[EBB_MAX_CORES][EBB_NET_STATS_WORDS];
 };
 
 /* The GlobalIdMap store (ebbs/gidmap.c): a fixed table in the control
@@ -160,6 +167,11 @@ void ebb_cluster_set_doorbell(unsigned node, unsigned core, int fd);
 int ebb_cluster_boot(struct ebb_boot *boot, const char **eal_args,
 		     unsigned max_args);
 int ebb_cluster_attach(void);
+/* The node's network counters area (zeroed), for the first interface
+ * that asks; NULL when standalone or taken. Release it at close. */
+uint64_t (*ebb_cluster_net_claim(void))[EBB_NET_STATS_WORDS];
+void ebb_cluster_net_release(void);
+
 /* Set by the Messenger (ebbs/): run on every core as it starts, to add
  * the vector of its inbox. */
 extern int (*ebb_msg_core_start)(void);

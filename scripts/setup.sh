@@ -9,7 +9,7 @@ set -euo pipefail
 packages=(
 	build-essential pkg-config meson ninja-build python3
 	dpdk libdpdk-dev liburing-dev libjemalloc-dev libnuma-dev
-	libcriterion-dev iputils-ping iproute2 tshark
+	libcriterion-dev iputils-ping iproute2 gnuplot-nox tshark
 )
 pages=${EBBRT_HUGEPAGES:-1024}
 

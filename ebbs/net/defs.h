@@ -21,7 +21,10 @@
 
 #include <ebbrt/ebbrt.h>
 #include <ebbrt/net.h>
+
 #include <ebbrt/nic.h>
+
+#include "cluster.h"
 
 /* Frames handled per step of the receive handler (ebb_nic_rx_fn passes at
  * most 32 at a time). */
@@ -84,8 +87,11 @@ struct net_queue {
 	/* Frames other cores resolved for this queue: multi-producer,
 	 * single consumer (the owner). */
 	struct rte_ring *handoff;
-	/* counters: owner writes (STAT_ADD), anyone reads (relaxed) */
+	/* counters: owner writes (STAT_ADD), anyone reads (relaxed); stp
+	 * is &st, or in a cluster node this core's slot of the control
+	 * block, where the frontend reads them (ebbrt status) */
 	struct ebb_net_stats st;
+	struct ebb_net_stats *stp;
 } __rte_cache_aligned;
 
 static_assert(sizeof(struct net_queue) % RTE_CACHE_LINE_SIZE == 0,
@@ -124,6 +130,8 @@ struct arp_entry {
 
 struct ebb_net_if {
 	struct ebb_nic *nic;
+	bool stats_claimed;	/* its counters are the node's, in the cluster
+				 * control block */
 	struct rte_ether_addr mac;
 	/* Addresses in network byte order, as frames carry them. */
 	rte_be32_t ip;
@@ -170,8 +178,12 @@ struct ebb_udp_sock {
 
 /* A single writer (the owning core) and readers on other threads: a plain
  * add, stored whole so no reader sees a torn value. */
+static_assert(sizeof(struct ebb_net_stats) <=
+		      EBB_NET_STATS_WORDS * sizeof(uint64_t),
+	      "the cluster control block has room for the counters");
+
 #define STAT_ADD(q, f, n)                                                   \
-	__atomic_store_n(&(q)->st.f, (q)->st.f + (n), __ATOMIC_RELAXED)
+	__atomic_store_n(&(q)->stp->f, (q)->stp->f + (n), __ATOMIC_RELAXED)
 
 /* What an input function made of a frame. On NET_DROP it has counted the
  * reason and the caller frees the frame; otherwise the frame has become a

@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_malloc.h>
+
+#include "cluster.h"
 
 #include "defs.h"
 
@@ -22,6 +25,7 @@ __rte_cold
 struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 				   const struct ebb_net_config *cfg)
 {
+	uint64_t(*stats)[EBB_NET_STATS_WORDS];
 	struct ebb_net_if *nif;
 	uint32_t mask;
 
@@ -49,13 +53,18 @@ struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 		errno = EINVAL;
 		return NULL;
 	}
-	nif = rte_zmalloc("ebb_net_if", sizeof(*nif), RTE_CACHE_LINE_SIZE);
+	/* Private memory, as everything of a node's own: a cluster node may
+	 * be killed, and the shared heap would keep it for good. */
+	nif = aligned_alloc(RTE_CACHE_LINE_SIZE,
+			    RTE_ALIGN_CEIL(sizeof(*nif), RTE_CACHE_LINE_SIZE));
+	if (nif != NULL)
+		memset(nif, 0, sizeof(*nif));
 	if (nif == NULL) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	if (ebb_nic_mac(nic, nif->mac.addr_bytes) != 0) {
-		rte_free(nif);
+		free(nif);
 		errno = EINVAL;
 		return NULL;
 	}
@@ -66,9 +75,13 @@ struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 	/* A /31 (RFC 3021) and a /32 have no broadcast address. */
 	if (mask != 0 && ~mask > 1)
 		nif->bcast = rte_cpu_to_be_32(cfg->ip | ~mask);
+	stats = ebb_cluster_net_claim();
+	nif->stats_claimed = stats != NULL;
 	for (unsigned i = 0; i < EBB_MAX_CORES; i++) {
 		nif->q[i].nif = nif;
 		nif->q[i].id = (uint16_t)i;
+		nif->q[i].stp = stats ? (struct ebb_net_stats *)stats[i] :
+					&nif->q[i].st;
 		nif->core_q[i] = NET_NO_QUEUE;
 	}
 	rte_spinlock_init(&nif->arp_lock);
@@ -93,10 +106,12 @@ void ebb_net_if_close(struct ebb_net_if *nif)
 			continue;
 		while (rte_ring_sc_dequeue(r, (void **)&m) == 0)
 			rte_pktmbuf_free(m);
-		rte_ring_free(r);
+		free(r);
 	}
 	net_udp_free_all(nif);
-	rte_free(nif);
+	if (nif->stats_claimed)
+		ebb_cluster_net_release();
+	free(nif);
 }
 
 /* Ethernet: is the frame for us, and which layer takes it. */
@@ -219,11 +234,21 @@ int ebb_net_if_attach(struct ebb_net_if *nif, unsigned queue)
 
 		snprintf(name, sizeof(name), "neth%" PRIxPTR "_%u",
 			 (uintptr_t)nif, queue);
-		/* Any core may hand frames over; only the owner takes. */
-		q->handoff = rte_ring_create(name, NET_HANDOFF_SIZE,
-					     SOCKET_ID_ANY, RING_F_SC_DEQ);
-		if (q->handoff == NULL)
+		/* Any core may hand frames over; only the owner takes. A
+		 * ring in private memory, not a named one in the shared
+		 * heap. */
+		ssize_t sz = rte_ring_get_memsize(NET_HANDOFF_SIZE);
+		struct rte_ring *r = sz < 0 ? NULL :
+				     aligned_alloc(RTE_CACHE_LINE_SIZE,
+						   RTE_ALIGN_CEIL((size_t)sz,
+							  RTE_CACHE_LINE_SIZE));
+
+		if (r == NULL || rte_ring_init(r, name, NET_HANDOFF_SIZE,
+					       RING_F_SC_DEQ) != 0) {
+			free(r);
 			return -ENOMEM;
+		}
+		q->handoff = r;
 	}
 	rc = ebb_nic_attach(nif->nic, queue, net_rx, q);
 	if (rc)
@@ -286,7 +311,7 @@ int ebb_net_if_stats(const struct ebb_net_if *nif, struct ebb_net_stats *out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	for (unsigned i = 0; i < EBB_MAX_CORES; i++) {
-		const struct ebb_net_stats *s = &nif->q[i].st;
+		const struct ebb_net_stats *s = nif->q[i].stp;
 
 #define SUM(f) out->f += __atomic_load_n(&s->f, __ATOMIC_RELAXED)
 		SUM(rx_frames);

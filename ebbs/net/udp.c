@@ -3,6 +3,7 @@
  * read without locks, input checks and delivery in place, and output with
  * the headers prepended in the payload's mbuf. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <rte_malloc.h>
@@ -118,7 +119,7 @@ struct ebb_udp_sock *ebb_udp_bind(struct ebb_net_if *nif, uint16_t port,
 		errno = EINVAL;
 		return NULL;
 	}
-	s = rte_zmalloc("ebb_udp_sock", sizeof(*s), 0);
+	s = calloc(1, sizeof(*s));	/* private: see ebb_net_if_open() */
 	if (s == NULL) {
 		errno = ENOMEM;
 		return NULL;
@@ -169,7 +170,7 @@ struct ebb_udp_sock *ebb_udp_bind(struct ebb_net_if *nif, uint16_t port,
 out:
 	rte_spinlock_unlock(&nif->udp_lock);
 	if (err != 0) {
-		rte_free(s);
+		free(s);
 		errno = err;
 		return NULL;
 	}
@@ -224,7 +225,7 @@ void ebb_udp_close(struct ebb_udp_sock *s)
 		rte_spinlock_unlock(&nif->udp_lock);
 		return;
 	}
-	rte_free(s);
+	free(s);
 }
 
 __rte_cold
@@ -232,14 +233,14 @@ void net_udp_free_all(struct ebb_net_if *nif)
 {
 	for (unsigned i = 0; i < UDP_SLOTS; i++) {
 		if (nif->udp[i] != NULL && nif->udp[i] != UDP_TOMB)
-			rte_free(nif->udp[i]);
+			free(nif->udp[i]);
 		nif->udp[i] = NULL;
 	}
 	while (nif->udp_dead != NULL) {
 		struct ebb_udp_sock *s = nif->udp_dead;
 
 		nif->udp_dead = s->dead_next;
-		rte_free(s);
+		free(s);
 	}
 	nif->udp_count = 0;
 }
