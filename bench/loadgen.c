@@ -28,7 +28,7 @@ struct slot {
 #define RING_MIN_OPEN (1u << 12)
 /* Open-loop arrivals sent per step at most, so that a generator behind
  * its schedule still reads replies between bursts. */
-#define ARRIVALS_PER_STEP 256
+#define ARRIVALS_PER_STEP 32
 
 enum phase { PH_IDLE, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_DONE };
 

@@ -24,6 +24,10 @@ struct ebb_fe_opts {
 	const char *allow[EBB_FE_MAX_DEVS];	/* PCI, per node */
 	unsigned nallow;
 	uint32_t subnet;		/* node n: subnet + (n << 8) + 2 /24 */
+	/* Static addresses, per node in order (0: the subnet's). */
+	uint32_t ip[EBB_FE_MAX_DEVS], netmask[EBB_FE_MAX_DEVS];
+	uint32_t gateway[EBB_FE_MAX_DEVS];
+	unsigned nip, ngateway;
 	bool wire;			/* virtual wire between nodes 1 and 2 */
 	enum ebb_restart restart;
 	int msix;			/* enum ebb_msix_mode */

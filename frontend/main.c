@@ -38,6 +38,10 @@ static void usage(FILE *to)
 "                          bound to vfio-pci, see docs/deploy.md)\n"
 "      --subnet A.B.C.0    node N's tap link is A.B.(C+N).0/24: Linux\n"
 "                          .1, the node .2 (default 10.77.0.0)\n"
+"      --ip A.B.C.D/NN     static address of the next node (repeatable;\n"
+"                          a tap's Linux side gets the gateway or the\n"
+"                          subnet's first other address)\n"
+"      --gateway A.B.C.D   gateway of the next node given an --ip\n"
 "      --wire              a virtual wire between nodes 1 and 2, which are\n"
 "                          A.B.C.1 and A.B.C.2 on it\n"
 "      --restart POLICY    no | on-failure | always (default no)\n"
@@ -127,7 +131,7 @@ static int cmd_run(int argc, char **argv)
 {
 	static struct ebb_fe_opts o;
 	enum { O_CPUS = 256, O_VDEV, O_SUBNET, O_WIRE, O_RESTART, O_MSIX,
-	       O_NAME, O_LOG, O_TIMEOUT, O_MBUFS };
+	       O_NAME, O_LOG, O_TIMEOUT, O_MBUFS, O_IP, O_GW };
 	static const struct option lo[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "cores-per-node", required_argument, NULL, 'c' },
@@ -135,6 +139,8 @@ static int cmd_run(int argc, char **argv)
 		{ "vdev", required_argument, NULL, O_VDEV },
 		{ "allow", required_argument, NULL, 'a' },
 		{ "subnet", required_argument, NULL, O_SUBNET },
+		{ "ip", required_argument, NULL, O_IP },
+		{ "gateway", required_argument, NULL, O_GW },
 		{ "wire", no_argument, NULL, O_WIRE },
 		{ "restart", required_argument, NULL, O_RESTART },
 		{ "msix", required_argument, NULL, O_MSIX },
@@ -192,6 +198,40 @@ static int cmd_run(int argc, char **argv)
 				return fail_usage("--subnet wants A.B.C.0",
 						  optarg);
 			o.subnet = ntohl(a.s_addr);
+			break;
+		case O_IP: {
+			char buf[32], *slash;
+			unsigned bits = 24;
+
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			slash = strchr(buf, '/');
+			if (slash != NULL) {
+				*slash = '\0';
+				if (!parse_uint(slash + 1, 8, 30, &bits))
+					return fail_usage("--ip wants "
+							  "A.B.C.D/8..30",
+							  optarg);
+			}
+			if (o.nip == EBB_FE_MAX_DEVS ||
+			    inet_pton(AF_INET, buf, &a) != 1)
+				return fail_usage("--ip wants A.B.C.D/NN, one "
+						  "per node", optarg);
+			o.ip[o.nip] = ntohl(a.s_addr);
+			o.netmask[o.nip] = ~0u << (32 - bits);
+			if ((o.ip[o.nip] & ~o.netmask[o.nip]) == 0 ||
+			    (o.ip[o.nip] | o.netmask[o.nip]) == ~0u)
+				return fail_usage("--ip is its subnet's "
+						  "network or broadcast",
+						  optarg);
+			o.nip++;
+			break;
+		}
+		case O_GW:
+			if (o.ngateway == EBB_FE_MAX_DEVS ||
+			    inet_pton(AF_INET, optarg, &a) != 1)
+				return fail_usage("--gateway wants A.B.C.D, "
+						  "one per node", optarg);
+			o.gateway[o.ngateway++] = ntohl(a.s_addr);
 			break;
 		case O_WIRE:
 			o.wire = true;
@@ -253,6 +293,14 @@ static int cmd_run(int argc, char **argv)
 	if ((o.nvdev && o.nvdev != o.nodes) ||
 	    (o.nallow && o.nallow != o.nodes))
 		return fail_usage("give one --vdev or --allow per node", NULL);
+	if (o.nip > o.nodes || o.ngateway > o.nip)
+		return fail_usage("at most one --ip per node, and a --gateway "
+				  "only for a node with an --ip", NULL);
+	for (unsigned i = 0; i < o.ngateway; i++)
+		if ((o.gateway[i] & o.netmask[i]) != (o.ip[i] & o.netmask[i]) ||
+		    o.gateway[i] == o.ip[i])
+			return fail_usage("a --gateway must be another address "
+					  "on its node's subnet", NULL);
 	if (o.wire && o.nodes < 2)
 		return fail_usage("--wire needs 2 nodes", NULL);
 	if (((o.subnet >> 8) & 0xffu) + o.nodes > 0xffu)

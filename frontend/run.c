@@ -306,11 +306,10 @@ static int make_node_memory(unsigned n)
 /* --- ports --- */
 
 /* Give the Linux side of node @n's tap its address and bring it up. */
-static int tap_host_side(unsigned n, const char *ifname)
+static int tap_host_side(const char *ifname, uint32_t host, uint32_t mask)
 {
 	struct ifreq ifr;
 	struct sockaddr_in *sa = (struct sockaddr_in *)&ifr.ifr_addr;
-	uint32_t host = fe.o->subnet + (n << 8) + 1;
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 
 	if (s < 0)
@@ -321,7 +320,7 @@ static int tap_host_side(unsigned n, const char *ifname)
 	sa->sin_addr.s_addr = htonl(host);
 	if (ioctl(s, SIOCSIFADDR, &ifr) != 0)
 		rc = -errno;
-	sa->sin_addr.s_addr = htonl(0xffffff00u);
+	sa->sin_addr.s_addr = htonl(mask);
 	if (!rc && ioctl(s, SIOCSIFNETMASK, &ifr) != 0)
 		rc = -errno;
 	if (!rc && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
@@ -400,23 +399,39 @@ static int open_ports(void)
 					fcntl(fd, F_SETFL, fl & ~O_ASYNC);
 			}
 		}
-		if (tap && strstr(devargs, "iface=") != NULL) {
-			const char *p = strstr(devargs, "iface=") + 6;
-			size_t k = strcspn(p, ",");
-
-			snprintf(ifname, sizeof(ifname), "%.*s", (int)k, p);
-			if (tap_host_side(n, ifname) != 0) {
-				fprintf(stderr, "ebbrt: cannot configure %s\n",
-					ifname);
-				return -EIO;
-			}
+		if (fe.o->nip >= n && fe.o->ip[n - 1] != 0) {
+			/* Static: as given; a tap's Linux side is the
+			 * gateway, or the subnet's first other address. */
+			cn->ip = fe.o->ip[n - 1];
+			cn->netmask = fe.o->netmask[n - 1];
+			cn->gateway = fe.o->ngateway >= n ?
+					      fe.o->gateway[n - 1] : 0;
+		} else if (tap) {
 			cn->ip = fe.o->subnet + (n << 8) + 2;
 			cn->netmask = 0xffffff00u;
 			cn->gateway = fe.o->subnet + (n << 8) + 1;
 		}
+		if (tap && cn->ip != 0 && strstr(devargs, "iface=") != NULL) {
+			const char *p = strstr(devargs, "iface=") + 6;
+			size_t k = strcspn(p, ",");
+			uint32_t host = cn->gateway;
+
+			if (host == 0)
+				host = (cn->ip & cn->netmask) +
+				       ((cn->ip & ~cn->netmask) == 1 ? 2 : 1);
+			snprintf(ifname, sizeof(ifname), "%.*s", (int)k, p);
+			if (tap_host_side(ifname, host, cn->netmask) != 0) {
+				fprintf(stderr, "ebbrt: cannot configure %s\n",
+					ifname);
+				return -EIO;
+			}
+		}
 	}
 	if (fe.o->wire) {
-		struct ebb_nic_config nc = { .nqueues = fe.o->cores_per_node };
+		/* Deep rings: a burst from a sender behind schedule is
+		 * absorbed, not dropped. */
+		struct ebb_nic_config nc = { .nqueues = fe.o->cores_per_node,
+					     .ring_size = 4096 };
 		char wname[EBB_NIC_WIRE_NAME_MAX];
 		int rc;
 

@@ -341,6 +341,20 @@ uint32_t ebb_cluster_node_ip(unsigned node)
 	return ebb_cluster->node[node].ip;
 }
 
+uint32_t ebb_cluster_node_netmask(unsigned node)
+{
+	if (ebb_cluster == NULL || node >= ebb_cluster->nnodes)
+		return 0;
+	return ebb_cluster->node[node].netmask;
+}
+
+uint32_t ebb_cluster_node_gateway(unsigned node)
+{
+	if (ebb_cluster == NULL || node >= ebb_cluster->nnodes)
+		return 0;
+	return ebb_cluster->node[node].gateway;
+}
+
 uint32_t ebb_cluster_node_wire_ip(unsigned node)
 {
 	if (ebb_cluster == NULL || node >= ebb_cluster->nnodes)

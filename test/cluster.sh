@@ -135,13 +135,17 @@ case_wire() {
 
 # apps/echo in a cluster: a plain Linux UDP socket gets its datagrams
 # back from both nodes, and ICMP port unreachable from a closed port.
+# Node 1 has a static address (--ip, --gateway), node 2 the subnet's.
 case_udp_echo() {
-	"$ebbrt" run --name "$name" --subnet $subnet -- "$build/apps/echo/ebbrt-echo" >"$log" 2>&1 &
+	"$ebbrt" run --name "$name" --subnet $subnet --ip 10.79.1.7/24 --gateway 10.79.1.9 \
+		-- "$build/apps/echo/ebbrt-echo" >"$log" 2>&1 &
 	fe_pid=$!
 	for _ in $(seq 200); do
 		[ "$(grep -c '^node [0-9]* ready' "$log")" -ge 2 ] && break
 		sleep 0.05
 	done
+	[ "$(node_ip 1)" = 10.79.1.7 ] || fail "node 1 is not at its --ip"
+	ip addr show "${name}1" | grep -q "inet 10.79.1.9/24" || fail "the tap's Linux side is not the --gateway"
 	python3 - "$(node_ip 1)" "$(node_ip 2)" <<'PY' || fail "UDP echo from Linux"
 import socket, sys
 for ip in sys.argv[1:]:

@@ -285,6 +285,23 @@ static size_t bad_udp(uint8_t *f)
 	return n;
 }
 
+static size_t bad_echo_to_subnet_broadcast(uint8_t *f)
+{
+	/* Answering would make every station of the subnet reply (smurf). */
+	size_t n = build_echo(f, "10.99.0.255", 0, 56, 1, 17);
+
+	memset(((struct t_eth *)f)->dst, 0xff, 6);
+	return n;
+}
+
+static size_t bad_echo_to_broadcast(uint8_t *f)
+{
+	size_t n = build_echo(f, "255.255.255.255", 0, 56, 1, 18);
+
+	memset(((struct t_eth *)f)->dst, 0xff, 6);
+	return n;
+}
+
 #define STAT(f) offsetof(struct ebb_net_stats, f)
 
 static const struct bad_frame bad_frames[] = {
@@ -311,6 +328,10 @@ static const struct bad_frame bad_frames[] = {
 	{ "unknown ethertype", STAT(drop_ethertype), bad_ethertype },
 	{ "10 bytes of IPv4", STAT(drop_short), bad_ip_cut },
 	{ "UDP length 1", STAT(udp_bad_len), bad_udp },
+	{ "ICMP echo to the subnet broadcast", STAT(drop_not_for_us),
+	  bad_echo_to_subnet_broadcast },
+	{ "ICMP echo to 255.255.255.255", STAT(drop_not_for_us),
+	  bad_echo_to_broadcast },
 };
 
 /* Counters no frame of Linux's own may move while the test sends: only
@@ -385,6 +406,71 @@ Test(net, malformed_frames_are_counted_and_dropped, .timeout = 120)
 	close(fd);
 	rc = ping(1, out, sizeof(out));
 	cr_assert_eq(rc, 0, "ping after the bad frames failed:\n%s", out);
+	net_down();
+}
+
+/* Every kind of bad frame again, as a flood: each one counted, nothing
+ * answered, no mbuf kept, and the node still answers afterwards. */
+Test(net, floods_of_bad_frames_leave_no_trace, .timeout = 120)
+{
+	const unsigned flood = 300;
+	struct ebb_net_stats a, b;
+	struct rte_mempool *mp;
+	unsigned base;
+	char out[4096];
+	int fd, rc;
+
+	net_up();
+	net_attach();
+	rc = ping(1, out, sizeof(out));
+	cr_assert_eq(rc, 0, "ping before the floods failed:\n%s", out);
+	mp = ebb_nic_pool(nic);
+	cr_assert(ebbt_wait_until((a = stats(), a.icmp_echo_replies == 1),
+				  1000));
+	base = rte_mempool_in_use_count(mp);
+	fd = raw_socket();
+	for (size_t i = 0; i < sizeof(bad_frames) / sizeof(bad_frames[0]);
+	     i++) {
+		const struct bad_frame *bf = &bad_frames[i];
+		uint8_t f[256];
+		size_t n;
+
+		memset(f, 0, sizeof(f));
+		n = bf->build(f);
+		a = stats();
+		for (unsigned k = 0; k < flood; k++) {
+			cr_assert_eq(send(fd, f, n, 0), (ssize_t)n,
+				     "send %s: %s", bf->what, strerror(errno));
+			if (k % 50 == 49)
+				usleep(1000);	/* within the tap's queue */
+		}
+		cr_assert(ebbt_wait_until(
+				  (b = stats(), CNT(&b, bf->counter) -
+							CNT(&a, bf->counter) >=
+						flood),
+				  3000),
+			  "%s: counted %lu of %u", bf->what,
+			  (unsigned long)(CNT(&b, bf->counter) -
+					  CNT(&a, bf->counter)),
+			  flood);
+		usleep(20000);
+		b = stats();
+		cr_assert_eq(CNT(&b, bf->counter) - CNT(&a, bf->counter), flood,
+			     "%s: counted %lu times for %u", bf->what,
+			     (unsigned long)(CNT(&b, bf->counter) -
+					     CNT(&a, bf->counter)),
+			     flood);
+		cr_assert_eq(b.tx_frames - a.tx_frames,
+			     b.arp_replies_sent - a.arp_replies_sent,
+			     "%s: answered", bf->what);
+		cr_assert(ebbt_wait_until(rte_mempool_in_use_count(mp) <= base,
+					  2000),
+			  "%s: mbufs in use %u before, %u after", bf->what,
+			  base, rte_mempool_in_use_count(mp));
+	}
+	close(fd);
+	rc = ping(1, out, sizeof(out));
+	cr_assert_eq(rc, 0, "ping after the floods failed:\n%s", out);
 	net_down();
 }
 

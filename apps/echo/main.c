@@ -48,9 +48,11 @@ static void on_signal(int sig)
 	ebb_stop();
 }
 
-static int add_if(struct ebb_nic *n, uint32_t ip, uint32_t mask)
+static int add_if(struct ebb_nic *n, uint32_t ip, uint32_t mask,
+		  uint32_t gateway)
 {
-	struct ebb_net_config c = { .ip = ip, .netmask = mask };
+	struct ebb_net_config c = { .ip = ip, .netmask = mask,
+				    .gateway = gateway };
 
 	nic[nifs] = n;
 	nif[nifs] = ebb_net_if_open(n, &c);
@@ -125,12 +127,14 @@ int main(int argc, char **argv)
 	if (ebb_cluster_mode()) {
 		struct ebb_nic *w = ebb_nic_node_wire();
 
-		if (add_if(ebb_nic_node_port(),
-			   ebb_cluster_node_ip(ebb_node_id()), mask))
+		unsigned me = ebb_node_id();
+
+		if (add_if(ebb_nic_node_port(), ebb_cluster_node_ip(me),
+			   ebb_cluster_node_netmask(me),
+			   ebb_cluster_node_gateway(me)))
 			return 1;
 		if (w != NULL &&
-		    add_if(w, ebb_cluster_node_wire_ip(ebb_node_id()),
-			   0xffffff00u))
+		    add_if(w, ebb_cluster_node_wire_ip(me), 0xffffff00u, 0))
 			return 1;
 	} else {
 		char devargs[128];
@@ -144,7 +148,7 @@ int main(int argc, char **argv)
 		snprintf(devargs, sizeof(devargs), "net_tap_%s,iface=%s", tap,
 			 tap);
 		nc.nqueues = ebb_core_count();
-		if (add_if(ebb_nic_open(&nc), ip, mask))
+		if (add_if(ebb_nic_open(&nc), ip, mask, 0))
 			return 1;
 		printf("echo: give Linux an address on the subnet, e.g. "
 		       "ip addr add <addr>/%d dev %s; ip link set %s up\n",

@@ -185,7 +185,8 @@ int main(int argc, char **argv)
 	}
 	nic = ebb_nic_node_port();
 	nc.ip = ebb_cluster_node_ip(ebb_node_id());
-	nc.netmask = 0xffffff00u;
+	nc.netmask = ebb_cluster_node_netmask(ebb_node_id());
+	nc.gateway = ebb_cluster_node_gateway(ebb_node_id());
 	if (nic != NULL && nc.ip != 0)
 		net = ebb_net_if_open(nic, &nc);
 	rc = ebb_start();

@@ -42,6 +42,11 @@ unsigned ebb_cluster_node_cores(unsigned node);
  * when none or standalone. */
 uint32_t ebb_cluster_node_ip(unsigned node);
 
+/* Netmask and gateway that go with ebb_cluster_node_ip() (host byte
+ * order; 0 when none). */
+uint32_t ebb_cluster_node_netmask(unsigned node);
+uint32_t ebb_cluster_node_gateway(unsigned node);
+
 /* Address of node @node on the virtual wire (`ebbrt run --wire`: nodes 1
  * and 2 are .1 and .2 of the subnet's first /24), host byte order; 0 when
  * it has no wire end. */
