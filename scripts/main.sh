@@ -4,7 +4,8 @@
 # of the example app on the default devices (one tap per node), show it
 # serving (ping from Linux, messages between nodes, `ebbrt status`), stop
 # it cleanly, then run the benchmarks against their Linux baselines.
-# Results go to results/ (micro.json, msg.json, wake.json).
+# Results go to results/ (micro.json, msg.json, wake.json, udp.json and
+# the UDP latency-versus-load plot udp-latency.png).
 #   --quick   short benchmark runs (smoke test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ bench_args=()
 case "${1:-}" in
 --quick) bench_args+=(--quick) ;;
 -h | --help)
-	sed -n '3,9p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,10p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 "") ;;
@@ -70,3 +71,5 @@ echo "== message round trip between nodes vs a Linux unix-socket ping-pong"
 "$build/bench/ebbrt-bench-msg" --json results/msg.json "${bench_args[@]}"
 echo "== wake-up of a halted node (ICMP echo after idle) vs a Linux process"
 "$build/bench/ebbrt-bench-wake" --json results/wake.json "${bench_args[@]}"
+echo "== UDP echo: ebbrt nodes over a virtual wire vs Linux epoll and io_uring"
+"$build/bench/ebbrt-bench-udp" --json results/udp.json --out results "${bench_args[@]}"
