@@ -216,8 +216,10 @@ int net_arp_resolve(struct net_queue *q, rte_be32_t nh,
 	e->pending_q[e->npending] = (uint8_t)q->id;
 	e->npending++;
 	rte_spinlock_unlock(&nif->arp_lock);
-	if (ask)
+	if (ask) {
 		arp_ask(q, nh);
+		net_arp_timer_need(nif);
+	}
 	return 0;
 full:
 	rte_spinlock_unlock(&nif->arp_lock);
@@ -352,7 +354,7 @@ void net_arp_tick(struct ebb_timer *t, void *arg)
 	struct ebb_net_if *nif = q->nif;
 	uint64_t now = ebb_time_ns();
 	rte_be32_t asks[ARP_SLOTS];
-	unsigned nask = 0;
+	unsigned nask = 0, waiting = 0;
 	uint64_t dropped = 0, timeouts = 0;
 
 	(void)t;
@@ -378,11 +380,49 @@ void net_arp_tick(struct ebb_timer *t, void *arg)
 		rte_seqcount_write_end(&e->sc);
 		asks[nask++] = e->ip;
 	}
+	for (unsigned i = 0; i < ARP_SLOTS; i++)
+		waiting += nif->arp[i].state == ARP_INCOMPLETE;
+	/* Re-armed only while resolutions wait; cleared under the lock, so
+	 * a resolution started after this look sees it off and re-arms. */
+	if (waiting == 0)
+		__atomic_store_n(&nif->arp_timer_on, false, __ATOMIC_RELEASE);
 	rte_spinlock_unlock(&nif->arp_lock);
+	if (waiting != 0)
+		(void)ebb_timer_start(t, ARP_TICK_NS, 0);
 	STAT_ADD(q, arp_pending_dropped, dropped);
 	STAT_ADD(q, arp_timeouts, timeouts);
 	for (unsigned i = 0; i < nask; i++)
 		arp_ask(q, asks[i]);
+}
+
+static void arp_timer_start(void *arg)
+{
+	struct ebb_net_if *nif = arg;
+
+	if (!ebb_timer_pending(&nif->arp_timer))
+		(void)ebb_timer_start(&nif->arp_timer, ARP_TICK_NS, 0);
+}
+
+void net_arp_timer_need(struct ebb_net_if *nif)
+{
+	bool off = false;
+	unsigned core;
+
+	if (!__atomic_compare_exchange_n(&nif->arp_timer_on, &off, true,
+					 false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return;
+	/* Queue 0's core owns the timer; without it attached, nothing
+	 * retries (docs/net.md). */
+	if (!__atomic_load_n(&nif->q[0].attached, __ATOMIC_ACQUIRE)) {
+		__atomic_store_n(&nif->arp_timer_on, false, __ATOMIC_RELEASE);
+		return;
+	}
+	core = nif->q[0].core;
+	if (core == ebb_core_id())
+		arp_timer_start(nif);
+	else if (ebb_spawn_remote(core, arp_timer_start, nif) != 0)
+		__atomic_store_n(&nif->arp_timer_on, false, __ATOMIC_RELEASE);
 }
 
 __rte_cold

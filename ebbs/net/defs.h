@@ -152,7 +152,10 @@ struct ebb_net_if {
 	rte_spinlock_t arp_lock;
 	struct arp_entry arp[ARP_SLOTS];
 	/* Retries and timeouts, on the core that attached queue 0. */
-	struct ebb_timer arp_timer;
+	struct ebb_timer arp_timer;	/* one-shot, on queue 0's core */
+	/* The timer is set or about to be: resolutions are in progress. An
+	 * idle interface runs no timer, so an idle core stays halted. */
+	bool arp_timer_on;
 
 	/* UDP sockets by port: writers take udp_lock; readers load slots
 	 * with acquire (pairs with the release store of bind/close). */
@@ -231,6 +234,8 @@ void net_arp_learn(struct net_queue *q, rte_be32_t ip,
 
 /* The ARP timer of @nif (retries, timeouts), on the core of queue 0. */
 void net_arp_tick(struct ebb_timer *t, void *arg);
+/* A resolution started: make sure queue 0's core runs the ARP timer. */
+void net_arp_timer_need(struct ebb_net_if *nif);
 
 /* Free every socket, open or closed. Cores stopped. */
 void net_udp_free_all(struct ebb_net_if *nif);

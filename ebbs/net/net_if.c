@@ -263,8 +263,12 @@ int ebb_net_if_attach(struct ebb_net_if *nif, unsigned queue)
 		/* Tell the segment where our ip is now; best effort,
 		 * counted. */
 		(void)net_arp_announce(q);
-		rc = ebb_timer_start(&nif->arp_timer, ARP_TICK_NS, ARP_TICK_NS);
-		RTE_ASSERT(rc == 0);
+		/* Resolutions started before queue 0 was attached. */
+		for (unsigned i = 0; i < ARP_SLOTS; i++)
+			if (nif->arp[i].state == ARP_INCOMPLETE) {
+				net_arp_timer_need(nif);
+				break;
+			}
 	}
 	return 0;
 }
@@ -284,8 +288,11 @@ int ebb_net_if_detach(struct ebb_net_if *nif, unsigned queue)
 	if (rc)
 		return rc;
 	q = &nif->q[queue];
-	if (queue == 0)
-		(void)ebb_timer_cancel(&nif->arp_timer);
+	if (queue == 0) {
+		if (ebb_timer_pending(&nif->arp_timer))
+			(void)ebb_timer_cancel(&nif->arp_timer);
+		__atomic_store_n(&nif->arp_timer_on, false, __ATOMIC_RELEASE);
+	}
 	__atomic_store_n(&q->attached, false, __ATOMIC_RELEASE);
 	if (nif->core_q[core] == queue) {
 		nif->core_q[core] = NET_NO_QUEUE;
