@@ -529,6 +529,12 @@ static int port_configure(struct ebb_nic *nic, unsigned ring)
 						    RTE_ETH_RSS_TCP |
 						    RTE_ETH_RSS_UDP);
 	}
+	/* Checksums the device verifies on receive: the stack takes its
+	 * verdict from the mbuf's ol_flags and checks the rest itself. */
+	conf.rxmode.offloads = info.rx_offload_capa &
+			       (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM |
+				RTE_ETH_RX_OFFLOAD_UDP_CKSUM |
+				RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
 	conf.intr_conf.rxq = nic->rx_intr;
 	rc = rte_eth_dev_configure(nic->port, nic->nq, nic->nq, &conf);
 	if (rc && nic->rx_intr) {

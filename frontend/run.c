@@ -849,7 +849,7 @@ static void begin_stop(int code)
 	X(arp_requests_sent) X(arp_pending_full) X(arp_pending_dropped)     \
 	X(arp_timeouts) X(udp_rx) X(udp_tx) X(udp_bad_len)                  \
 	X(udp_bad_checksum) X(udp_no_port) X(icmp_unreach_sent)             \
-	X(icmp_unreach_limited) X(tx_no_route)
+	X(icmp_unreach_limited) X(tx_no_route) X(rx_csum_by_device)
 #define NET_COUNT_ONE(f) +1
 static_assert(sizeof(struct ebb_net_stats) ==
 		      (0 NET_STATS(NET_COUNT_ONE)) * sizeof(uint64_t),

@@ -100,10 +100,18 @@ enum net_verdict net_ipv4_input(struct net_queue *q, struct rte_mbuf *m)
 		STAT_ADD(q, drop_short, 1);
 		return NET_DROP;
 	}
-	/* Summed with its checksum field, a valid header gives 0xffff,
-	 * whose complement rte_ipv4_cksum() returns: 0. Options included
-	 * (it sums IHL words). */
-	if (rte_ipv4_cksum(ip) != 0) {
+	/* The device's verdict when it gave one (rx checksum offload);
+	 * otherwise, summed with its checksum field, a valid header gives
+	 * 0xffff, whose complement rte_ipv4_cksum() returns: 0. Options
+	 * included (it sums IHL words). */
+	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
+	    RTE_MBUF_F_RX_IP_CKSUM_GOOD)
+		STAT_ADD(q, rx_csum_by_device, 1);
+	if ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) ==
+		    RTE_MBUF_F_RX_IP_CKSUM_BAD ||
+	    ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) !=
+		     RTE_MBUF_F_RX_IP_CKSUM_GOOD &&
+	     rte_ipv4_cksum(ip) != 0)) {
 		STAT_ADD(q, drop_ip_checksum, 1);
 		return NET_DROP;
 	}

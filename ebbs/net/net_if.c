@@ -350,6 +350,7 @@ int ebb_net_if_stats(const struct ebb_net_if *nif, struct ebb_net_stats *out)
 		SUM(icmp_unreach_sent);
 		SUM(icmp_unreach_limited);
 		SUM(tx_no_route);
+		SUM(rx_csum_by_device);
 #undef SUM
 	}
 	return 0;

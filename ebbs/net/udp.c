@@ -71,7 +71,16 @@ enum net_verdict net_udp_input(struct net_queue *q, struct rte_mbuf *m,
 		STAT_ADD(q, udp_bad_len, 1);
 		return NET_DROP;
 	}
-	if (udp->dgram_cksum != 0) {
+	if (udp->dgram_cksum != 0 &&
+	    (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
+		    RTE_MBUF_F_RX_L4_CKSUM_BAD) {
+		/* The device checked it (rx checksum offload). */
+		STAT_ADD(q, udp_bad_checksum, 1);
+		return NET_DROP;
+	}
+	if (udp->dgram_cksum != 0 &&
+	    (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) !=
+		    RTE_MBUF_F_RX_L4_CKSUM_GOOD) {
 		/* Pseudo-header, then the datagram with its checksum: a
 		 * valid one sums to 0xffff. */
 		struct {

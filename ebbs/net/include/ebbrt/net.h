@@ -142,6 +142,9 @@ struct ebb_net_stats {
 	uint64_t icmp_unreach_sent;	/* port unreachables the nic took */
 	uint64_t icmp_unreach_limited;	/* not sent: over the rate limit */
 	uint64_t tx_no_route;		/* sends refused: -ENETUNREACH */
+	/* Not an outcome: frames whose IPv4 header checksum the device
+	 * verified (rx checksum offload), so the stack did not. */
+	uint64_t rx_csum_by_device;
 };
 
 /*
