@@ -32,6 +32,8 @@
 
 #include <ebbrt/ebbrt.h>
 
+#include "common.h"
+
 /* glibc's own allocator, still exported although jemalloc (linked by
  * libebbrt) takes over malloc() in this process. */
 extern void *__libc_malloc(size_t size);
@@ -82,34 +84,13 @@ static unsigned reps(void)
 
 /* --- results, sent from a step's child to the parent --- */
 
-enum target_kind {
-	TGT_NONE,	/* informative only */
-	TGT_MAX,	/* value <= target */
-	TGT_RATIO,	/* value / baseline <= target */
-	TGT_OVER,	/* value - baseline <= target */
-};
-
-enum { REC_RESULT = 1, REC_NOTE };
-
 /* One record per write(): below PIPE_BUF, so writes never interleave. */
-struct record {
-	int kind;
-	int tkind;
-	double value;
-	double baseline;
-	double target;
-	char metric[64];
-	char unit[8];
-	char stat[24];
-	char baseline_name[64];
-	char note[240];
-};
-
-_Static_assert(sizeof(struct record) <= 4096, "records fit in PIPE_BUF");
+_Static_assert(sizeof(struct bench_record) <= 4096,
+	       "records fit in PIPE_BUF");
 
 static int rec_fd = -1;
 
-static void rec_send(const struct record *r)
+static void rec_send(const struct bench_record *r)
 {
 	ssize_t n = write(rec_fd, r, sizeof(*r));
 
@@ -124,31 +105,20 @@ static void emit(const char *metric, const char *unit, double value,
 		 double baseline, const char *baseline_name, const char *stat,
 		 int tkind, double target)
 {
-	struct record r;
+	struct bench_record r;
 
-	memset(&r, 0, sizeof(r));
-	r.kind = REC_RESULT;
-	r.tkind = tkind;
-	r.value = value;
-	r.baseline = baseline;
-	r.target = target;
-	snprintf(r.metric, sizeof(r.metric), "%s", metric);
-	snprintf(r.unit, sizeof(r.unit), "%s", unit);
-	snprintf(r.stat, sizeof(r.stat), "%s", stat);
-	snprintf(r.baseline_name, sizeof(r.baseline_name), "%s",
-		 baseline_name);
+	bench_record_result(&r, metric, unit, value, baseline, baseline_name,
+			    stat, tkind, target);
 	rec_send(&r);
 }
 
 __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 {
-	struct record r;
+	struct bench_record r;
 	va_list ap;
 
-	memset(&r, 0, sizeof(r));
-	r.kind = REC_NOTE;
 	va_start(ap, fmt);
-	vsnprintf(r.note, sizeof(r.note), fmt, ap);
+	bench_record_vnote(&r, fmt, ap);
 	va_end(ap);
 	rec_send(&r);
 }
@@ -170,50 +140,15 @@ __attribute__((format(printf, 1, 2), noreturn)) static void die(
 
 /* --- time and small helpers --- */
 
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Percentile @p (0..1) of @n sorted samples, nearest rank. */
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-	size_t i = (size_t)(p * (double)n + 0.999999);
-
-	if (i == 0)
-		i = 1;
-	if (i > n)
-		i = n;
-	return v[i - 1];
-}
 
 /* Sleep-poll @flag until it is set; false after @sec seconds. Sleeps long
  * enough between looks not to disturb the cores sharing our CPUs. */
 static bool wait_flag(atomic_int *flag, double sec)
 {
-	uint64_t end = now_ns() + (uint64_t)(sec * 1e9);
+	uint64_t end = bench_now_ns() + (uint64_t)(sec * 1e9);
 
 	while (!atomic_load_explicit(flag, memory_order_acquire)) {
-		if (now_ns() > end)
+		if (bench_now_ns() > end)
 			return false;
 		usleep(2000);
 	}
@@ -222,14 +157,10 @@ static bool wait_flag(atomic_int *flag, double sec)
 
 static void pin_self(int cpu, cpu_set_t *old)
 {
-	cpu_set_t set;
+	int rc = bench_pin_self(cpu, old);
 
-	if (old != NULL)
-		sched_getaffinity(0, sizeof(*old), old);
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0)
-		die("cannot pin to cpu %d: %s", cpu, strerror(errno));
+	if (rc != 0)
+		die("cannot pin to cpu %d: %s", cpu, strerror(-rc));
 }
 
 static void thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *),
@@ -253,12 +184,7 @@ static void thread_start_on(pthread_t *t, int cpu, void *(*fn)(void *),
 
 /* What to run when the node cannot get its hugepages. */
 static const char hugepage_hint[] =
-	"It needs 2 MiB hugepages; as root:\n"
-	"  echo 1024 > /sys/kernel/mm/hugepages/hugepages-2048kB/"
-	"nr_hugepages\n"
-	"  mkdir -p /dev/hugepages\n"
-	"  mountpoint -q /dev/hugepages || "
-	"mount -t hugetlbfs nodev /dev/hugepages\n";
+	"It needs 2 MiB hugepages; as root:\n" BENCH_HUGEPAGE_FIX;
 
 static void node_up(unsigned spin)
 {
@@ -372,49 +298,49 @@ static NOIPA struct brep *direct_rep(ebb_id_t id)
  * pointer and the entry are loaded again every time. */
 static NOIPA uint64_t lookup_indep(ebb_id_t id, uint64_t n)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++) {
 		struct brep *r = bench_rep(id);
 
 		__asm__ volatile("" : : "r"(r) : "memory");
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 static NOIPA uint64_t direct_indep(ebb_id_t id, uint64_t n)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++) {
 		struct brep *r = direct_rep(id);
 
 		__asm__ volatile("" : : "r"(r) : "memory");
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 /* Each id comes from the previous rep: lookups cannot overlap. */
 static NOIPA uint64_t lookup_dep(ebb_id_t id, uint64_t n)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++) {
 		id = bench_rep(id)->self;
 		__asm__ volatile("" : "+r"(id) : : "memory");
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 static NOIPA uint64_t direct_dep(ebb_id_t id, uint64_t n)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++) {
 		id = direct_rep(id)->self;
 		__asm__ volatile("" : "+r"(id) : : "memory");
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 struct lookup_res {
@@ -458,9 +384,9 @@ static void step_lookup(void)
 	if (L.err)
 		die("Ebb lookup on core 0 failed: %s", strerror(L.err));
 	emit("Ebb lookup hit, independent", "ns", L.ind, L.ind_base,
-	     "direct call of a noinline fn", best_of(), TGT_OVER, 1.0);
+	     "direct call of a noinline fn", best_of(), BENCH_TGT_OVER, 1.0);
 	emit("Ebb lookup hit, dependent chain", "ns", L.dep, L.dep_base,
-	     "direct call of a noinline fn", best_of(), TGT_OVER, 1.0);
+	     "direct call of a noinline fn", best_of(), BENCH_TGT_OVER, 1.0);
 }
 
 /* ===================================================================
@@ -488,7 +414,7 @@ static void sl_ev(void *p)
 				s->err = rc;
 		}
 	} else if (s->respawn) {
-		s->t1 = now_ns();
+		s->t1 = bench_now_ns();
 		atomic_store_explicit(&s->done, 1, memory_order_release);
 	}
 }
@@ -499,7 +425,7 @@ static void sl_chain_begin(void *p)
 
 	s->n = 0;
 	s->respawn = true;
-	s->t0 = now_ns();
+	s->t0 = bench_now_ns();
 	s->err = ebb_spawn_local(sl_ev, s);
 }
 
@@ -511,7 +437,7 @@ static void sl_burst_drv(void *p)
 	struct sl *s = p;
 
 	if (s->n >= s->N) {
-		s->t1 = now_ns();
+		s->t1 = bench_now_ns();
 		atomic_store_explicit(&s->done, 1, memory_order_release);
 		return;
 	}
@@ -528,7 +454,7 @@ static void sl_burst_begin(void *p)
 
 	s->n = 0;
 	s->respawn = false;
-	s->t0 = now_ns();
+	s->t0 = bench_now_ns();
 	sl_burst_drv(s);
 }
 
@@ -541,10 +467,10 @@ static void sl_base(void *p)
 	s->respawn = false;
 	s->N = UINT64_MAX;
 	s->n = 0;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		fp(s);
-	s->t1 = now_ns() - t0;
+	s->t1 = bench_now_ns() - t0;
 	s->N = n;
 }
 
@@ -575,9 +501,9 @@ static void step_spawn_local(void)
 		min_into(&base, (double)s.t1 / (double)s.N);
 	}
 	emit("spawn_local+dispatch, self re-spawn", "ns", chain, base,
-	     "indirect call of the same fn", best_of(), TGT_MAX, 30);
+	     "indirect call of the same fn", best_of(), BENCH_TGT_MAX, 30);
 	emit("spawn_local+dispatch, bursts of 64", "ns", burst, base,
-	     "indirect call of the same fn", best_of(), TGT_MAX, 30);
+	     "indirect call of the same fn", best_of(), BENCH_TGT_MAX, 30);
 }
 
 /* ===================================================================
@@ -615,7 +541,7 @@ static void rtt_ping(void *p)
 	struct rtt *r = p;
 
 	if (++r->n >= r->N) {
-		r->t1 = now_ns();
+		r->t1 = bench_now_ns();
 		atomic_store_explicit(&r->done, 1, memory_order_release);
 		return;
 	}
@@ -627,7 +553,7 @@ static void rtt_begin(void *p)
 	struct rtt *r = p;
 
 	r->n = 0;
-	r->t0 = now_ns();
+	r->t0 = bench_now_ns();
 	rtt_send(1, rtt_pong, r);
 }
 
@@ -662,13 +588,13 @@ static double efd_pingpong(uint64_t n)
 		die("eventfd: %s", strerror(errno));
 	pin_self(opt.cpu[0], &old);
 	thread_start_on(&t, opt.cpu[1], efd_pp_echo, &e);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (uint64_t i = 0; i < n; i++) {
 		if (write(e.ab, &v, sizeof(v)) != sizeof(v) ||
 		    read(e.ba, &v, sizeof(v)) != sizeof(v))
 			die("eventfd ping-pong: %s", strerror(errno));
 	}
-	dt = now_ns() - t0;
+	dt = bench_now_ns() - t0;
 	pthread_join(t, NULL);
 	sched_setaffinity(0, sizeof(old), &old);
 	close(e.ab);
@@ -708,13 +634,13 @@ static double spin_pingpong(uint64_t n)
 	s.n = n;
 	pin_self(opt.cpu[0], &old);
 	thread_start_on(&t, opt.cpu[1], spin_pp_echo, &s);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (uint64_t i = 1; i <= n; i++) {
 		atomic_store_explicit(&s.ping, i, memory_order_release);
 		while (atomic_load_explicit(&s.pong, memory_order_acquire) != i)
 			rte_pause();
 	}
-	dt = now_ns() - t0;
+	dt = bench_now_ns() - t0;
 	pthread_join(t, NULL);
 	sched_setaffinity(0, sizeof(old), &old);
 	return (double)dt / (double)n;
@@ -747,9 +673,9 @@ static void step_rtt(void)
 			min_into(&ebb, (double)(r.t1 - r.t0) / (double)n);
 	}
 	emit("spawn_remote RTT polling, vs blocking", "ns", ebb, efd,
-	     "eventfd ping-pong, blocking", best_of(), TGT_MAX, 1000);
+	     "eventfd ping-pong, blocking", best_of(), BENCH_TGT_MAX, 1000);
 	emit("spawn_remote RTT polling, vs spinning", "ns", ebb, spin,
-	     "atomics ping-pong, spinning", best_of(), TGT_MAX, 1000);
+	     "atomics ping-pong, spinning", best_of(), BENCH_TGT_MAX, 1000);
 }
 
 /* ===================================================================
@@ -775,7 +701,7 @@ static void cx_activate(void *p)
 /* Each pass: queue the activator, block; the activator resumes us. */
 static NOIPA uint64_t cx_loop(struct cx *x)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int rc;
 
 	for (uint64_t i = 0; i < x->n; i++) {
@@ -787,7 +713,7 @@ static NOIPA uint64_t cx_loop(struct cx *x)
 			break;
 		}
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 static ucontext_t uc_main, uc_co;
@@ -808,10 +734,10 @@ static NOIPA uint64_t uc_loop(uint64_t n)
 	uc_co.uc_stack.ss_size = sizeof(uc_stack);
 	uc_co.uc_link = NULL;
 	makecontext(&uc_co, uc_co_fn, 0);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		swapcontext(&uc_main, &uc_co);
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 static void cx_ev(void *p)
@@ -836,7 +762,7 @@ static void step_context(void)
 	if (x.err)
 		die("blocking events: %s", strerror(-x.err));
 	emit("context save + activate pair", "ns", x.ebb, x.base,
-	     "glibc swapcontext pair", best_of(), TGT_MAX, 50);
+	     "glibc swapcontext pair", best_of(), BENCH_TGT_MAX, 50);
 }
 
 /* ===================================================================
@@ -847,7 +773,7 @@ static void step_context(void)
 #define ALLOC_LOOP(name, alloc, release)                                    \
 	static NOIPA uint64_t name(uint64_t n)                              \
 	{                                                                   \
-		uint64_t t0 = now_ns();                                     \
+		uint64_t t0 = bench_now_ns();                                     \
 		for (uint64_t i = 0; i < n; i++) {                          \
 			void *p = alloc(64);                                \
 			if (unlikely(p == NULL))                            \
@@ -856,7 +782,7 @@ static void step_context(void)
 			__asm__ volatile("" : : "r"(p) : "memory");         \
 			release(p);                                         \
 		}                                                           \
-		return now_ns() - t0;                                       \
+		return bench_now_ns() - t0;                                       \
 	}
 
 ALLOC_LOOP(alloc_loop_gp, ebb_malloc, ebb_free)
@@ -901,9 +827,9 @@ static void step_alloc(void)
 	if (A.failed)
 		die("an allocator returned NULL");
 	emit("ebb_malloc+ebb_free 64 B, vs glibc", "ns", A.gp, A.glibc,
-	     "glibc __libc_malloc+__libc_free", best_of(), TGT_RATIO, 1.0);
+	     "glibc __libc_malloc+__libc_free", best_of(), BENCH_TGT_RATIO, 1.0);
 	emit("ebb_malloc+ebb_free 64 B, vs jemalloc", "ns", A.gp, A.je,
-	     "jemalloc malloc+free", best_of(), TGT_NONE, 0);
+	     "jemalloc malloc+free", best_of(), BENCH_TGT_NONE, 0);
 }
 
 /* ===================================================================
@@ -920,26 +846,26 @@ static void timer_nop(struct ebb_timer *t, void *arg)
 
 static NOIPA uint64_t timer_pair_loop(struct ebb_timer *t, uint64_t n)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++) {
 		ebb_timer_start(t, TIMER_DELAY_NS, 0);
 		ebb_timer_cancel(t);
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 static NOIPA uint64_t timerfd_pair_loop(int fd, uint64_t n)
 {
 	struct itimerspec arm = { .it_value = { 0, (long)TIMER_DELAY_NS } };
 	struct itimerspec off = { { 0, 0 }, { 0, 0 } };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint64_t i = 0; i < n; i++) {
 		timerfd_settime(fd, 0, &arm, NULL);
 		timerfd_settime(fd, 0, &off, NULL);
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 struct tpair {
@@ -1061,7 +987,7 @@ static void ebb_lateness(int64_t *lat, unsigned n)
 		die("ebb_timer_start: %s", strerror(-L.err));
 	if (L.early)
 		note("%u of %u ebbrt timers fired EARLY", L.early, n);
-	qsort(lat, n, sizeof(*lat), cmp_i64);
+	qsort(lat, n, sizeof(*lat), bench_cmp_i64);
 	late_outliers("ebbrt", lat, n);
 }
 
@@ -1084,13 +1010,13 @@ static void *lx_late_thread(void *p)
 		return NULL;
 	}
 	for (unsigned i = 0; i < X->n; i++) {
-		start = now_ns();
+		start = bench_now_ns();
 		if (timerfd_settime(fd, 0, &arm, NULL) != 0 ||
 		    read(fd, &v, sizeof(v)) != sizeof(v)) {
 			X->err = errno;
 			break;
 		}
-		X->lat[i] = (int64_t)(now_ns() - start) -
+		X->lat[i] = (int64_t)(bench_now_ns() - start) -
 			    (int64_t)TIMER_DELAY_NS;
 	}
 	close(fd);
@@ -1112,7 +1038,7 @@ static void linux_lateness(int64_t *lat, unsigned n)
 	pthread_join(t, NULL);
 	if (X.err)
 		die("timerfd: %s", strerror(X.err));
-	qsort(lat, n, sizeof(*lat), cmp_i64);
+	qsort(lat, n, sizeof(*lat), bench_cmp_i64);
 	late_outliers("Linux", lat, n);
 }
 
@@ -1128,9 +1054,9 @@ static void emit_lateness(const char *mode, const int64_t *ebb,
 	for (unsigned i = 0; i < 2; i++) {
 		snprintf(name, sizeof(name), "timer 1 ms lateness %s, %s",
 			 q[i].label, mode);
-		emit(name, "us", (double)pct(ebb, n, q[i].p) / 1e3,
-		     (double)pct(lx, n, q[i].p) / 1e3,
-		     "Linux thread on a timerfd", q[i].label, TGT_NONE, 0);
+		emit(name, "us", (double)bench_pct_i64(ebb, n, q[i].p) / 1e3,
+		     (double)bench_pct_i64(lx, n, q[i].p) / 1e3,
+		     "Linux thread on a timerfd", q[i].label, BENCH_TGT_NONE, 0);
 	}
 }
 
@@ -1149,7 +1075,7 @@ static void step_timer(void)
 	if (T.err)
 		die("timer pair: %s", strerror(T.err));
 	emit("timer start+cancel pair", "ns", T.ebb, T.base,
-	     "timerfd_settime arm+disarm", best_of(), TGT_NONE, 0);
+	     "timerfd_settime arm+disarm", best_of(), BENCH_TGT_NONE, 0);
 	ebb_lateness(ebb, n);
 	emit_lateness("polling core", ebb, lx, n);
 	free(ebb);
@@ -1214,10 +1140,10 @@ static void *lx_wake_thread(void *p)
 
 static bool spin_until(atomic_int *f, uint64_t limit_ns)
 {
-	uint64_t end = now_ns() + limit_ns;
+	uint64_t end = bench_now_ns() + limit_ns;
 
 	while (!atomic_load_explicit(f, memory_order_acquire))
-		if (now_ns() > end)
+		if (bench_now_ns() > end)
 			return false;
 		else
 			rte_pause();
@@ -1242,15 +1168,15 @@ static void linux_wake(int64_t *lat, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		if (!spin_until(&W.ready, 5000000000ull))
 			die("baseline thread did not come back to read()");
-		sleep_ns(SETTLE_NS);
+		bench_sleep_ns(SETTLE_NS);
 		atomic_store(&W.ready, 0);
 		atomic_store(&W.got, 0);
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (write(W.efd, &one, sizeof(one)) != sizeof(one))
 			die("eventfd write: %s", strerror(errno));
 		if (!spin_until(&W.got, 5000000000ull))
 			die("baseline thread did not wake");
-		lat[i] = (int64_t)(now_ns() - t0);
+		lat[i] = (int64_t)(bench_now_ns() - t0);
 	}
 	atomic_store(&W.stop, 1);
 	spin_until(&W.ready, 5000000000ull);
@@ -1259,16 +1185,16 @@ static void linux_wake(int64_t *lat, unsigned n)
 	pthread_join(t, NULL);
 	sched_setaffinity(0, sizeof(old), &old);
 	close(W.efd);
-	qsort(lat, n, sizeof(*lat), cmp_i64);
+	qsort(lat, n, sizeof(*lat), bench_cmp_i64);
 }
 
 /* Wait until @core has published that it halts. */
 static bool wait_halted(unsigned core, uint64_t limit_ns)
 {
-	uint64_t end = now_ns() + limit_ns;
+	uint64_t end = bench_now_ns() + limit_ns;
 
 	while (!ebb_core_halted(core)) {
-		if (now_ns() > end)
+		if (bench_now_ns() > end)
 			return false;
 		usleep(20);
 	}
@@ -1289,23 +1215,23 @@ static void ebb_wake(int64_t *lat, unsigned n)
 	for (unsigned i = 0; i < n;) {
 		if (!wait_halted(1, 5000000000ull))
 			die("core 1 never halted (spin_before_halt too big?)");
-		sleep_ns(SETTLE_NS);
+		bench_sleep_ns(SETTLE_NS);
 		if (!ebb_core_halted(1)) {
 			retries++;	/* woke by itself meanwhile */
 			continue;
 		}
 		atomic_init(&got, 0);
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		rc = ebb_spawn_remote(1, wake_ev, &got);
 		if (rc)
 			die("ebb_spawn_remote(1): %s", strerror(-rc));
 		if (!spin_until(&got, 5000000000ull))
 			die("halted core 1 did not wake for an event");
-		lat[i++] = (int64_t)(now_ns() - t0);
+		lat[i++] = (int64_t)(bench_now_ns() - t0);
 	}
 	ebb_core_stats(1, &s1);
 	sched_setaffinity(0, sizeof(old), &old);
-	qsort(lat, n, sizeof(*lat), cmp_i64);
+	qsort(lat, n, sizeof(*lat), bench_cmp_i64);
 	note("halted wake: core 1 over %u pings: %" PRIu64
 	     " doorbells, %" PRIu64 " wakes, %" PRIu64 " halts; %u pings "
 	     "re-tried (core woke on its own)",
@@ -1331,10 +1257,10 @@ static void step_halted(void)
 	for (unsigned i = 0; i < 3; i++) {
 		snprintf(name, sizeof(name), "spawn_remote to halted core %s",
 			 q[i].label);
-		emit(name, "us", (double)pct(ebb, n, q[i].p) / 1e3,
-		     (double)pct(lx, n, q[i].p) / 1e3,
+		emit(name, "us", (double)bench_pct_i64(ebb, n, q[i].p) / 1e3,
+		     (double)bench_pct_i64(lx, n, q[i].p) / 1e3,
 		     "eventfd wake of a blocked thread", q[i].label,
-		     i == 0 ? TGT_MAX : TGT_NONE, 50);
+		     i == 0 ? BENCH_TGT_MAX : BENCH_TGT_NONE, 50);
 	}
 	free(ebb);
 	free(lx);
@@ -1437,7 +1363,7 @@ static void step_idle(void)
 	    !wait_halted(1, 5000000000ull))
 		die("cores or baseline thread did not go idle");
 	tid[2] = I.tid;
-	sleep_ns(100000000ull);	/* let everyone block */
+	bench_sleep_ns(100000000ull);	/* let everyone block */
 
 	for (unsigned i = 0; i < 2; i++)
 		ebb_core_stats(i, &s0[i]);
@@ -1446,13 +1372,13 @@ static void step_idle(void)
 		sa[i] = cpu_ns_stat(tid[i]);
 		precise = precise && a[i] >= 0;
 	}
-	t0 = now_ns();
-	sleep_ns((uint64_t)(opt.idle_s * 1e9));
+	t0 = bench_now_ns();
+	bench_sleep_ns((uint64_t)(opt.idle_s * 1e9));
 	for (unsigned i = 0; i < 3; i++) {
 		b[i] = cpu_ns_schedstat(tid[i]);
 		sb[i] = cpu_ns_stat(tid[i]);
 	}
-	wall = now_ns() - t0;
+	wall = bench_now_ns() - t0;
 	for (unsigned i = 0; i < 2; i++)
 		ebb_core_stats(i, &s1[i]);
 	if (write(I.efd, &one, sizeof(one)) != sizeof(one))
@@ -1473,7 +1399,7 @@ static void step_idle(void)
 		emit(name, "%", 100.0 * (double)(b[i] - a[i]) / (double)wall,
 		     100.0 * (double)(b[2] - a[2]) / (double)wall,
 		     "thread blocked in epoll_wait",
-		     precise ? "schedstat ns" : "stat ticks", TGT_MAX, 2.0);
+		     precise ? "schedstat ns" : "stat ticks", BENCH_TGT_MAX, 2.0);
 		note("idle core %u: %" PRIu64 " wakes, %" PRIu64
 		     " loop iterations, %" PRIu64 " events in %.1f s; "
 		     "utime+stime %.0f ms",
@@ -1506,98 +1432,42 @@ static const struct step steps[] = {
 };
 #define NSTEPS (sizeof(steps) / sizeof(steps[0]))
 
-static struct record *recs;
-static size_t nrecs, caprecs;
+static struct bench_records recs;
 
-static void rec_keep(const struct record *r)
+static void rec_keep(const struct bench_record *r)
 {
-	if (nrecs == caprecs) {
-		size_t cap = caprecs ? caprecs * 2 : 64;
-		struct record *n = realloc(recs, cap * sizeof(*n));
-
-		if (n == NULL) {
-			fprintf(stderr, "micro: out of memory\n");
-			exit(1);
-		}
-		recs = n;
-		caprecs = cap;
+	if (bench_records_add(&recs, r) != 0) {
+		fprintf(stderr, "micro: out of memory\n");
+		exit(1);
 	}
-	recs[nrecs++] = *r;
 }
 
-/*
- * Busy and steal time of the two CPUs from /proc/stat, in ns. Compared
- * with the step's own CPU time it tells whether other work shared the
- * CPUs during a step, which skews ebbrt figures and baselines alike.
- */
-struct cpu_use {
-	double busy, steal;
-	bool ok;
-};
-
-static struct cpu_use cpu_use(void)
+/* Notes when other work shared the two CPUs during step @i: it skews
+ * ebbrt figures and baselines alike. The step's own CPU time is its
+ * child's, @ru. */
+static void note_contention(unsigned i, struct bench_cpu_use u0,
+			    struct bench_cpu_use u1, const struct rusage *ru)
 {
-	struct cpu_use u = { 0, 0, false };
-	unsigned long long v[8];
-	double tick = 1e9 / (double)sysconf(_SC_CLK_TCK);
-	char line[256];
-	unsigned seen = 0;
-	int cpu;
-	FILE *f = fopen("/proc/stat", "r");
+	struct bench_record r;
+	char step[128];
 
-	if (f == NULL)
-		return u;
-	while (fgets(line, sizeof(line), f)) {
-		/* user nice system idle iowait irq softirq steal */
-		if (sscanf(line,
-			   "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu",
-			   &cpu, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-			   &v[6], &v[7]) != 9 ||
-		    (cpu != opt.cpu[0] && cpu != opt.cpu[1]))
-			continue;
-		u.busy += (double)(v[0] + v[1] + v[2] + v[5] + v[6]) * tick;
-		u.steal += (double)v[7] * tick;
-		seen++;
-	}
-	fclose(f);
-	u.ok = seen == 2;
-	return u;
-}
-
-static void note_contention(unsigned i, struct cpu_use u0, struct cpu_use u1,
-			    const struct rusage *ru, uint64_t wall)
-{
-	double ours = (double)ru->ru_utime.tv_sec * 1e9 +
-		      (double)ru->ru_utime.tv_usec * 1e3 +
-		      (double)ru->ru_stime.tv_sec * 1e9 +
-		      (double)ru->ru_stime.tv_usec * 1e3;
-	double cap = 2.0 * (double)wall;
-	double other = (u1.busy - u0.busy - ours) / cap * 100.0;
-	double steal = (u1.steal - u0.steal) / cap * 100.0;
-	struct record r;
-
-	if (!u0.ok || !u1.ok || wall == 0)
-		return;
-	if (other < 5.0 && steal < 5.0)
-		return;
+	u0.ours = 0;
+	u1.ours = bench_rusage_ns(ru);
+	snprintf(step, sizeof(step), "step %u (%s)", i + 1, steps[i].name);
 	memset(&r, 0, sizeof(r));
-	r.kind = REC_NOTE;
-	snprintf(r.note, sizeof(r.note),
-		 "step %u (%s): other processes used ~%.0f%% and the "
-		 "hypervisor stole %.0f%% of cpus %d,%d: figures skewed",
-		 i + 1, steps[i].name, other > 0 ? other : 0, steal, opt.cpu[0],
-		 opt.cpu[1]);
-	rec_keep(&r);
+	r.kind = BENCH_REC_NOTE;
+	if (bench_contention_note(&u0, &u1, step, r.note, sizeof(r.note)))
+		rec_keep(&r);
 }
 
 /* Runs step @i in a child; returns its exit code (or 128+signal). */
 static int run_step(unsigned i)
 {
 	double limit = 600.0 + opt.idle_s;
-	uint64_t t0 = now_ns(), end = t0 + (uint64_t)(limit * 1e9);
-	struct cpu_use u0 = cpu_use();
+	uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(limit * 1e9);
+	struct bench_cpu_use u0 = bench_cpu_use(opt.cpu[0], opt.cpu[1]);
 	struct rusage ru;
-	struct record r;
+	struct bench_record r;
 	size_t got = 0;
 	int fds[2], status;
 	pid_t pid;
@@ -1622,7 +1492,7 @@ static int run_step(unsigned i)
 	close(fds[1]);
 	for (;;) {
 		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
-		int64_t left = (int64_t)(end - now_ns()) / 1000000;
+		int64_t left = (int64_t)(end - bench_now_ns()) / 1000000;
 		ssize_t n;
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) == 0) {
@@ -1646,139 +1516,20 @@ static int run_step(unsigned i)
 	close(fds[0]);
 	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
 		;
-	note_contention(i, u0, cpu_use(), &ru, now_ns() - t0);
+	note_contention(i, u0, bench_cpu_use(opt.cpu[0], opt.cpu[1]), &ru);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
 }
 
-static double ratio_of(const struct record *r)
-{
-	return r->baseline > 0 ? r->value / r->baseline : 0;
-}
-
-/* 1 met, 0 missed, -1 no target or no figure. */
-static int target_met(const struct record *r)
-{
-	switch (r->tkind) {
-	case TGT_MAX:
-		return r->value <= r->target;
-	case TGT_RATIO:
-		return r->baseline > 0 ? ratio_of(r) <= r->target : -1;
-	case TGT_OVER:
-		return r->value - r->baseline <= r->target;
-	default:
-		return -1;
-	}
-}
-
-static void fmt_num(char *buf, size_t len, double v)
-{
-	if (v < 10)
-		snprintf(buf, len, "%.2f", v);
-	else if (v < 1000)
-		snprintf(buf, len, "%.1f", v);
-	else
-		snprintf(buf, len, "%.0f", v);
-}
-
-static void fmt_target(char *buf, size_t len, const struct record *r)
-{
-	char n[32];
-
-	fmt_num(n, sizeof(n), r->target);
-	switch (r->tkind) {
-	case TGT_MAX:
-		snprintf(buf, len, "<=%s %s", n, r->unit);
-		break;
-	case TGT_RATIO:
-		snprintf(buf, len, "<=%sx", n);
-		break;
-	case TGT_OVER:
-		snprintf(buf, len, "<=base+%s %s", n, r->unit);
-		break;
-	default:
-		snprintf(buf, len, "-");
-	}
-}
-
 static void print_table(void)
 {
-	char v[32], b[32], ra[32], tg[48];
-
-	printf("\n%-38s %9s %-4s %9s %7s %-15s %-4s  %-12s %s\n", "metric",
-	       "value", "unit", "baseline", "ratio", "target", "ok", "stat",
-	       "baseline is");
-	for (size_t i = 0; i < nrecs; i++) {
-		const struct record *r = &recs[i];
-		int ok;
-
-		if (r->kind != REC_RESULT)
-			continue;
-		ok = target_met(r);
-		fmt_num(v, sizeof(v), r->value);
-		fmt_num(b, sizeof(b), r->baseline);
-		if (r->baseline > 0)
-			snprintf(ra, sizeof(ra), "%.2fx", ratio_of(r));
-		else
-			snprintf(ra, sizeof(ra), "n/a");
-		fmt_target(tg, sizeof(tg), r);
-		printf("%-38s %9s %-4s %9s %7s %-15s %-4s  %-12s %s\n",
-		       r->metric, v, r->unit, b, ra, tg,
-		       ok < 0 ? "-" : ok ? "ok" : "miss", r->stat,
-		       r->baseline_name);
-	}
+	bench_records_table(&recs);
 	printf("\nratio = value / baseline (below 1: ebbrt is faster). "
 	       "Bulk loops: best of %u runs; latencies: percentiles over all "
 	       "samples.\n",
 	       reps());
-	for (size_t i = 0; i < nrecs; i++)
-		if (recs[i].kind == REC_NOTE)
-			printf("note: %s\n", recs[i].note);
-}
-
-static int write_json(const char *path)
-{
-	FILE *f = fopen(path, "w");
-	char tg[48];
-	bool first = true;
-
-	if (f == NULL) {
-		fprintf(stderr, "micro: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "[\n");
-	for (size_t i = 0; i < nrecs; i++) {
-		const struct record *r = &recs[i];
-		int ok = target_met(r);
-
-		if (r->kind != REC_RESULT)
-			continue;
-		fmt_target(tg, sizeof(tg), r);
-		fprintf(f,
-			"%s  {\"metric\": \"%s\", \"value\": %.6g, \"unit\": "
-			"\"%s\", \"baseline\": %.6g, ",
-			first ? "" : ",\n", r->metric, r->value, r->unit,
-			r->baseline);
-		if (r->baseline > 0)
-			fprintf(f, "\"ratio\": %.6g, ", ratio_of(r));
-		else
-			fprintf(f, "\"ratio\": null, ");
-		fprintf(f, "\"baseline_name\": \"%s\", \"stat\": \"%s\", ",
-			r->baseline_name, r->stat);
-		if (r->tkind == TGT_NONE)
-			fprintf(f, "\"target\": null, \"ok\": null}");
-		else
-			fprintf(f, "\"target\": \"%s\", \"ok\": %s}", tg,
-				ok < 0 ? "null" : ok ? "true" : "false");
-		first = false;
-	}
-	fprintf(f, "\n]\n");
-	if (fclose(f) != 0) {
-		fprintf(stderr, "micro: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	bench_records_notes(&recs);
 }
 
 static void usage(FILE *to)
@@ -1886,36 +1637,6 @@ static void parse_args(int argc, char **argv)
 		opt.idle_s = opt.quick ? 1.0 : 10.0;
 }
 
-/* The 1-minute load average: other work on our CPUs skews every figure. */
-static double loadavg(void)
-{
-	FILE *f = fopen("/proc/loadavg", "r");
-	double l = -1;
-
-	if (f != NULL) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-/* Fails early, with the fix, when no hugepage is free. */
-static bool hugepages_ok(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long free_pages = -1;
-
-	if (f == NULL)
-		return true;	/* let ebb_init() tell */
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Free: %ld", &free_pages) == 1)
-			break;
-	fclose(f);
-	return free_pages != 0;
-}
-
 int main(int argc, char **argv)
 {
 	Dl_info info;
@@ -1931,13 +1652,14 @@ int main(int argc, char **argv)
 				"--cpus)\n");
 	unsetenv("EBBRT_CPUS");
 	unsetenv("EBBRT_SPIN");
-	if (!hugepages_ok()) {
+	if (!bench_hugepages_free()) {
 		fprintf(stderr, "micro: no free 2 MiB hugepage. %s",
 			hugepage_hint);
 		return 1;
 	}
-	/* Taken before we load the CPUs ourselves. */
-	load0 = loadavg();
+	/* The 1-minute load average, taken before we load the CPUs
+	 * ourselves: other work on them skews every figure. */
+	load0 = bench_loadavg();
 	printf("ebbrt micro benchmark %s: cpus %d,%d, %s run, idle %.0f s, "
 	       "load average %.2f\n",
 	       EBBRT_VERSION, opt.cpu[0], opt.cpu[1],
@@ -1948,7 +1670,7 @@ int main(int argc, char **argv)
 
 	for (unsigned i = 0; i < NSTEPS; i++) {
 		fprintf(stderr, "[%u/%zu] %s...", i + 1, NSTEPS, steps[i].name);
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		rc = run_step(i);
 		if (rc == EXIT_SETUP) {
 			fprintf(stderr, "micro: setup failed, stopping\n");
@@ -1959,10 +1681,12 @@ int main(int argc, char **argv)
 			failed++;
 			continue;
 		}
-		fprintf(stderr, " %.1f s\n", (double)(now_ns() - t0) / 1e9);
+		fprintf(stderr, " %.1f s\n",
+			(double)(bench_now_ns() - t0) / 1e9);
 	}
 	print_table();
-	if (opt.json != NULL && write_json(opt.json) == 0)
+	if (opt.json != NULL &&
+	    bench_records_json(&recs, opt.json, "micro") == 0)
 		printf("results: %s\n", opt.json);
 	if (failed)
 		fprintf(stderr, "micro: %d step(s) failed\n", failed);

@@ -7,7 +7,6 @@
 #include <getopt.h>
 #include <glob.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -26,6 +25,8 @@
 #include <unistd.h>
 
 #include <ebbrt/ebbrt.h>
+
+#include "common.h"
 
 /*
  * The Linux baselines run first, while the CPUs are free: the parent
@@ -57,8 +58,9 @@ static struct {
 	const char *ebbrt;
 } opt;
 
-static char ebbrt_path[PATH_MAX];
-static char node_path[PATH_MAX];
+/* Room for what find_programs() puts after our own directory. */
+static char ebbrt_path[PATH_MAX + 32];
+static char node_path[PATH_MAX + 32];
 
 static uint64_t count(void)
 {
@@ -93,58 +95,7 @@ static struct {
 	uint64_t lx_msgs;
 } why;
 
-static char notes[16][240];
-static unsigned nnotes;
-
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (nnotes == sizeof(notes) / sizeof(notes[0]))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(notes[nnotes++], sizeof(notes[0]), fmt, ap);
-	va_end(ap);
-}
-
 /* --- time and small helpers --- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Percentile @p (0..1) of @n sorted samples, nearest rank: the same
- * reduction as the node's. */
-static uint64_t pct(const uint64_t *v, size_t n, double p)
-{
-	size_t i = (size_t)(p * (double)n + 0.999999);
-
-	if (i == 0)
-		i = 1;
-	if (i > n)
-		i = n;
-	return v[i - 1];
-}
 
 static void summarize(uint64_t *v, uint64_t n, struct rtt *out)
 {
@@ -152,9 +103,9 @@ static void summarize(uint64_t *v, uint64_t n, struct rtt *out)
 
 	for (uint64_t i = 0; i < n; i++)
 		sum += (double)v[i];
-	qsort(v, n, sizeof(v[0]), cmp_u64);
-	out->p50 = (double)pct(v, n, 0.50);
-	out->p99 = (double)pct(v, n, 0.99);
+	qsort(v, n, sizeof(v[0]), bench_cmp_u64);
+	out->p50 = (double)bench_pct_u64(v, n, 0.50);
+	out->p99 = (double)bench_pct_u64(v, n, 0.99);
 	out->mean = sum / (double)n;
 	out->min = (double)v[0];
 	out->max = (double)v[n - 1];
@@ -164,13 +115,11 @@ static void summarize(uint64_t *v, uint64_t n, struct rtt *out)
 
 static int pin_self(int cpu)
 {
-	cpu_set_t set;
+	int rc = bench_pin_self(cpu, NULL);
 
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+	if (rc != 0) {
 		fprintf(stderr, "\nmsg: cannot pin to cpu %d: %s\n", cpu,
-			strerror(errno));
+			strerror(-rc));
 		return -1;
 	}
 	return 0;
@@ -233,8 +182,8 @@ static int lx_pingpong(uint64_t warm, uint64_t n, uint64_t gap_ns,
 		uint64_t t0;
 
 		if (gap_ns)
-			sleep_ns(gap_ns);
-		t0 = now_ns();
+			bench_sleep_ns(gap_ns);
+		t0 = bench_now_ns();
 		if (write(sv[0], buf, sizeof(buf)) != (ssize_t)sizeof(buf) ||
 		    read(sv[0], buf, sizeof(buf)) != (ssize_t)sizeof(buf)) {
 			fprintf(stderr, "\nmsg: socketpair ping-pong: %s\n",
@@ -242,7 +191,7 @@ static int lx_pingpong(uint64_t warm, uint64_t n, uint64_t gap_ns,
 			goto out_affinity;
 		}
 		if (i >= warm)
-			lat[i - warm] = now_ns() - t0;
+			lat[i - warm] = bench_now_ns() - t0;
 	}
 	summarize(lat, n, out);
 	rc = 0;
@@ -427,24 +376,6 @@ static pid_t spawn_ebbrt(char *const argv[], int out, int err)
 	return pid;
 }
 
-/* Wait up to @sec for @pid; true with its @status when it ended. */
-static bool wait_for(pid_t pid, double sec, int *status)
-{
-	uint64_t end = now_ns() + (uint64_t)(sec * 1e9);
-
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-
-		if (r == pid)
-			return true;
-		if (r < 0 && errno != EINTR)
-			return false;
-		if (now_ns() > end)
-			return false;
-		sleep_ns(10000000);
-	}
-}
-
 /* A cluster that will not end: `ebbrt stop`, then kill its frontend
  * (the nodes die with it). */
 static void stop_cluster(pid_t fe)
@@ -454,11 +385,11 @@ static void stop_cluster(pid_t fe)
 	pid_t pid = spawn_ebbrt(argv, -1, -1);
 	int status;
 
-	if (pid > 0 && !wait_for(pid, STOP_GRACE_S, &status)) {
+	if (pid > 0 && !bench_wait_for(pid, STOP_GRACE_S, &status)) {
 		kill(pid, SIGKILL);
 		waitpid(pid, &status, 0);
 	}
-	if (!wait_for(fe, STOP_GRACE_S, &status)) {
+	if (!bench_wait_for(fe, STOP_GRACE_S, &status)) {
 		fprintf(stderr, "msg: `ebbrt stop` did not end the cluster; "
 				"killing its frontend\n");
 		kill(fe, SIGKILL);
@@ -476,7 +407,7 @@ static int run_cluster(uint64_t n)
 			 "10.81.0.0", "--", node_path, "--count", cnt, NULL };
 	/* Node start, both modes and the stop, generously. */
 	double limit = CLUSTER_SLACK_S + (double)n * 2.0 * 1e-3;
-	uint64_t end = now_ns() + (uint64_t)(limit * 1e9);
+	uint64_t end = bench_now_ns() + (uint64_t)(limit * 1e9);
 	static struct linebuf lb[2];
 	int po[2], pe[2], status = 0;
 	bool open_out = true, open_err = true;
@@ -502,7 +433,7 @@ static int run_cluster(uint64_t n)
 			{ .fd = open_out ? po[0] : -1, .events = POLLIN },
 			{ .fd = open_err ? pe[0] : -1, .events = POLLIN },
 		};
-		int64_t left = (int64_t)(end - now_ns()) / 1000000;
+		int64_t left = (int64_t)(end - bench_now_ns()) / 1000000;
 		int k;
 
 		if (left <= 0) {
@@ -527,7 +458,7 @@ static int run_cluster(uint64_t n)
 	}
 	close(po[0]);
 	close(pe[0]);
-	if (!wait_for(pid, STOP_GRACE_S, &status)) {
+	if (!bench_wait_for(pid, STOP_GRACE_S, &status)) {
 		fprintf(stderr, "\nmsg: `ebbrt run` closed its output but "
 				"did not exit; stopping it\n");
 		stop_cluster(pid);
@@ -560,7 +491,7 @@ static void check_leftovers(void)
 
 	if (glob("/dev/hugepages/ebbrt-" CLUSTER_NAME "*", 0, NULL, &g) ==
 	    0) {
-		note("%zu hugepage file(s) left in /dev/hugepages (%s...): the "
+		bench_note("%zu hugepage file(s) left in /dev/hugepages (%s...): the "
 		     "frontend did not clean up",
 		     g.gl_pathc, g.gl_pathv[0]);
 		globfree(&g);
@@ -570,11 +501,6 @@ static void check_leftovers(void)
 /* ===================================================================
  * output
  * =================================================================== */
-
-static double ratio(double v, double base)
-{
-	return base > 0 ? v / base : 0;
-}
 
 static void fmt_us(char *buf, size_t len, const struct rtt *r, double ns)
 {
@@ -622,22 +548,21 @@ static void print_table(void)
 	       "a %.0f us pause before each ping.\n",
 	       MSG_PAYLOAD, CPU_A, CPU_B, (double)GAP_NS / 1e3);
 	if (why.have_peer[MODE_POLLED])
-		note("polled: node 2 halted %" PRIu64 " times during %" PRIu64
+		bench_note("polled: node 2 halted %" PRIu64 " times during %" PRIu64
 		     " messages (0 expected)",
 		     why.peer_halts[MODE_POLLED], why.peer_msgs[MODE_POLLED]);
 	if (why.have_peer[MODE_HALT])
-		note("from halt: node 2 woke %" PRIu64 " times (halted %" PRIu64
+		bench_note("from halt: node 2 woke %" PRIu64 " times (halted %" PRIu64
 		     ") for %" PRIu64 " messages (%" PRIu64 " pings + 1 "
 		     "control); fewer wakes than messages means some pings "
 		     "found it still polling",
 		     why.peer_wakes[MODE_HALT], why.peer_halts[MODE_HALT],
 		     why.peer_msgs[MODE_HALT], why.peer_msgs[MODE_HALT] - 1);
 	if (why.lx_msgs)
-		note("from halt: the linux echo process blocked %ld times for "
+		bench_note("from halt: the linux echo process blocked %ld times for "
 		     "%" PRIu64 " pings",
 		     why.lx_blocks, why.lx_msgs);
-	for (unsigned i = 0; i < nnotes; i++)
-		printf("note: %s\n", notes[i]);
+	bench_print_notes();
 }
 
 /* One object per (mode, statistic), in the shape of ebbrt-bench-micro's
@@ -645,14 +570,12 @@ static void print_table(void)
 static int write_json(const char *path)
 {
 	static const char *const stat[] = { "p50", "p99", "mean" };
-	FILE *f = fopen(path, "w");
+	FILE *f = bench_json_open(path, "msg");
 	bool first = true;
+	char metric[64];
 
-	if (f == NULL) {
-		fprintf(stderr, "msg: %s: %s\n", path, strerror(errno));
+	if (f == NULL)
 		return -1;
-	}
-	fprintf(f, "[\n");
 	for (int m = 0; m < NMODES; m++) {
 		const double v[3] = { ebb[m].p50, ebb[m].p99, ebb[m].mean };
 		const double b[3] = { lx[m].p50, lx[m].p99, lx[m].mean };
@@ -660,30 +583,21 @@ static int write_json(const char *path)
 		if (!ebb[m].ok || !lx[m].ok)
 			continue;
 		for (int s = 0; s < 3; s++) {
-			fprintf(f,
-				"%s  {\"metric\": \"message RTT %s %s\", "
-				"\"value\": %.6g, \"unit\": \"us\", "
-				"\"baseline\": %.6g, ",
-				first ? "" : ",\n", mode_name[m], stat[s],
-				v[s] / 1e3, b[s] / 1e3);
-			if (b[s] > 0)
-				fprintf(f, "\"ratio\": %.6g, ",
-					ratio(v[s], b[s]));
-			else
-				fprintf(f, "\"ratio\": null, ");
-			fprintf(f,
-				"\"baseline_name\": \"%s\", \"stat\": \"%s\", "
-				"\"target\": null, \"ok\": null}",
-				baseline_name[m], stat[s]);
-			first = false;
+			struct bench_json_row row = {
+				.metric = metric,
+				.value = v[s] / 1e3,
+				.unit = "us",
+				.baseline = b[s] / 1e3,
+				.baseline_name = baseline_name[m],
+				.stat = stat[s],
+			};
+
+			snprintf(metric, sizeof(metric), "message RTT %s %s",
+				 mode_name[m], stat[s]);
+			bench_json_put(f, &row, &first);
 		}
 	}
-	fprintf(f, "\n]\n");
-	if (fclose(f) != 0) {
-		fprintf(stderr, "msg: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return bench_json_close(f, path, "msg") == 0 ? 0 : -1;
 }
 
 /* ===================================================================
@@ -752,15 +666,13 @@ static void parse_args(int argc, char **argv)
  * build tree's (../frontend/ebbrt), else the one on PATH. */
 static int find_programs(void)
 {
-	char self[PATH_MAX], *dir;
-	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char dir[PATH_MAX];
+	int rc = bench_self_dir(dir, sizeof(dir));
 
-	if (k <= 0) {
-		fprintf(stderr, "msg: /proc/self/exe: %s\n", strerror(errno));
+	if (rc != 0) {
+		fprintf(stderr, "msg: /proc/self/exe: %s\n", strerror(-rc));
 		return -1;
 	}
-	self[k] = '\0';
-	dir = dirname(self);
 	snprintf(node_path, sizeof(node_path), "%s/ebbrt-bench-msg-node",
 		 dir);
 	if (access(node_path, X_OK) != 0) {
@@ -783,98 +695,14 @@ static int find_programs(void)
 	return 0;
 }
 
-/* Fails early, with the fix, when no hugepage is free. */
-static bool hugepages_ok(void)
+/* Notes when other work shared CPU_A and CPU_B during @step. */
+static void note_contention(const char *step, struct bench_cpu_use u0)
 {
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long free_pages = -1;
+	struct bench_cpu_use u1 = bench_cpu_use(CPU_A, CPU_B);
+	char buf[240];
 
-	if (f == NULL)
-		return true;	/* let the frontend tell */
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Free: %ld", &free_pages) == 1)
-			break;
-	fclose(f);
-	return free_pages != 0;
-}
-
-static double loadavg(void)
-{
-	FILE *f = fopen("/proc/loadavg", "r");
-	double l = -1;
-
-	if (f != NULL) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-/*
- * Busy and steal time of the two CPUs from /proc/stat, in ns. Compared
- * with the CPU time of the step's own processes it tells whether other
- * work shared the CPUs, which skews ebbrt figures and baselines alike.
- */
-struct cpu_use {
-	double busy, steal, ours;
-	bool ok;
-};
-
-static double tv_ns(const struct timeval *tv)
-{
-	return (double)tv->tv_sec * 1e9 + (double)tv->tv_usec * 1e3;
-}
-
-static struct cpu_use cpu_use(void)
-{
-	struct cpu_use u = { 0, 0, 0, false };
-	double tick = 1e9 / (double)sysconf(_SC_CLK_TCK);
-	unsigned long long v[8];
-	struct rusage self, kids;
-	unsigned seen = 0;
-	char line[256];
-	int cpu;
-	FILE *f = fopen("/proc/stat", "r");
-
-	if (f == NULL)
-		return u;
-	while (fgets(line, sizeof(line), f)) {
-		/* user nice system idle iowait irq softirq steal */
-		if (sscanf(line,
-			   "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu",
-			   &cpu, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-			   &v[6], &v[7]) != 9 ||
-		    (cpu != CPU_A && cpu != CPU_B))
-			continue;
-		u.busy += (double)(v[0] + v[1] + v[2] + v[5] + v[6]) * tick;
-		u.steal += (double)v[7] * tick;
-		seen++;
-	}
-	fclose(f);
-	/* Our children are waited for within a step: the echo process, and
-	 * `ebbrt run` with the nodes it waited for. */
-	getrusage(RUSAGE_SELF, &self);
-	getrusage(RUSAGE_CHILDREN, &kids);
-	u.ours = tv_ns(&self.ru_utime) + tv_ns(&self.ru_stime) +
-		 tv_ns(&kids.ru_utime) + tv_ns(&kids.ru_stime);
-	u.ok = seen == 2;
-	return u;
-}
-
-static void note_contention(const char *step, struct cpu_use u0,
-			    struct cpu_use u1, uint64_t wall)
-{
-	double cap = 2.0 * (double)wall;
-	double other = (u1.busy - u0.busy - (u1.ours - u0.ours)) / cap * 100;
-	double steal = (u1.steal - u0.steal) / cap * 100;
-
-	if (!u0.ok || !u1.ok || wall == 0 || (other < 5.0 && steal < 5.0))
-		return;
-	note("%s: other processes used ~%.0f%% and the hypervisor stole "
-	     "%.0f%% of cpus %d,%d: figures skewed",
-	     step, other > 0 ? other : 0, steal, CPU_A, CPU_B);
+	if (bench_contention_note(&u0, &u1, step, buf, sizeof(buf)))
+		bench_note("%s", buf);
 }
 
 struct step {
@@ -922,37 +750,34 @@ int main(int argc, char **argv)
 	}
 	if (find_programs() != 0)
 		return 1;
-	if (!hugepages_ok()) {
+	if (!bench_hugepages_free()) {
 		fprintf(stderr,
 			"msg: no free 2 MiB hugepage. As root:\n"
-			"  echo 1024 > /sys/kernel/mm/hugepages/"
-			"hugepages-2048kB/nr_hugepages\n"
-			"  mkdir -p /dev/hugepages\n"
-			"  mountpoint -q /dev/hugepages || "
-			"mount -t hugetlbfs nodev /dev/hugepages\n");
+			BENCH_HUGEPAGE_FIX);
 		return 1;
 	}
 	printf("ebbrt message benchmark %s: cpus %d,%d, %s run, %" PRIu64
 	       " round trips per mode, load average %.2f\n"
 	       "ebbrt: %s\n",
 	       EBBRT_VERSION, CPU_A, CPU_B, opt.quick ? "quick" : "full",
-	       count(), loadavg(), ebbrt_path);
+	       count(), bench_loadavg(), ebbrt_path);
 	fflush(stdout);
 
 	for (unsigned i = 0; i < NSTEPS; i++) {
-		struct cpu_use u0 = cpu_use();
-		uint64_t t0 = now_ns();
+		struct bench_cpu_use u0 = bench_cpu_use(CPU_A, CPU_B);
+		uint64_t t0 = bench_now_ns();
 		int rc;
 
 		fprintf(stderr, "[%u/%zu] %s...", i + 1, NSTEPS, steps[i].name);
 		rc = steps[i].run();
-		note_contention(steps[i].name, u0, cpu_use(), now_ns() - t0);
+		note_contention(steps[i].name, u0);
 		if (rc != 0) {
 			fprintf(stderr, "[%u/%zu] FAILED\n", i + 1, NSTEPS);
 			failed++;
 			continue;
 		}
-		fprintf(stderr, " %.1f s\n", (double)(now_ns() - t0) / 1e9);
+		fprintf(stderr, " %.1f s\n",
+			(double)(bench_now_ns() - t0) / 1e9);
 	}
 	check_leftovers();
 	print_table();

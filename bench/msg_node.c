@@ -16,6 +16,8 @@
 #include <ebbrt/ebbrt.h>
 #include <ebbrt/messenger.h>
 
+#include "common.h"
+
 /* The benchmark's own control messages, node 1 <-> node 2. */
 #define CTL_ID (EBB_ID_STATIC_END + 11)
 
@@ -192,25 +194,6 @@ static int64_t ping_once(void)
 	return (int64_t)v;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Percentile @p (0..1) of @n sorted samples, nearest rank. */
-static uint64_t pct(const uint64_t *v, size_t n, double p)
-{
-	size_t i = (size_t)(p * (double)n + 0.999999);
-
-	if (i == 0)
-		i = 1;
-	if (i > n)
-		i = n;
-	return v[i - 1];
-}
-
 struct rtt_stats {
 	double p50, p99, mean, min, max;	/* ns */
 	uint64_t n;
@@ -250,9 +233,9 @@ static int measure(const char *mode, uint64_t warm, uint64_t n,
 		return 0;	/* a warm-up */
 	for (uint64_t i = 0; i < n; i++)
 		sum += (double)rtt[i];
-	qsort(rtt, n, sizeof(rtt[0]), cmp_u64);
-	st->p50 = (double)pct(rtt, n, 0.50) * ns_per_cycle;
-	st->p99 = (double)pct(rtt, n, 0.99) * ns_per_cycle;
+	qsort(rtt, n, sizeof(rtt[0]), bench_cmp_u64);
+	st->p50 = (double)bench_pct_u64(rtt, n, 0.50) * ns_per_cycle;
+	st->p99 = (double)bench_pct_u64(rtt, n, 0.99) * ns_per_cycle;
 	st->mean = sum / (double)n * ns_per_cycle;
 	st->min = (double)rtt[0] * ns_per_cycle;
 	st->max = (double)rtt[n - 1] * ns_per_cycle;

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -29,6 +28,7 @@
 
 #include <ebbrt/ebbrt.h>
 
+#include "common.h"
 #include "loadgen.h"
 
 /*
@@ -72,39 +72,13 @@ static char self_dir[PATH_MAX];
 
 /* --- small helpers --- */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static char notes[32][240];
-static unsigned nnotes;
-
-__attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (nnotes == sizeof(notes) / sizeof(notes[0]))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(notes[nnotes++], sizeof(notes[0]), fmt, ap);
-	va_end(ap);
-}
-
 static int pin_self(int cpu, cpu_set_t *old)
 {
-	cpu_set_t set;
+	int rc = bench_pin_self(cpu, old);
 
-	if (old)
-		sched_getaffinity(0, sizeof(*old), old);
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+	if (rc != 0) {
 		fprintf(stderr, "\nudp: cannot pin to cpu %d: %s\n", cpu,
-			strerror(errno));
+			strerror(-rc));
 		return -1;
 	}
 	return 0;
@@ -116,31 +90,13 @@ static int pin_self(int cpu, cpu_set_t *old)
  * with (the loopback's packet processing). */
 static double cpu_busy_ns(int which, double *irq)
 {
-	double tick = 1e9 / (double)sysconf(_SC_CLK_TCK);
-	unsigned long long v[8];
-	char line[256];
-	double busy = -1;
-	int cpu;
-	FILE *f = fopen("/proc/stat", "r");
+	struct bench_cpu_stat st;
 
-	if (f == NULL)
+	if (bench_cpu_stat(&which, 1, &st) != 1)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		/* user nice system idle iowait irq softirq steal */
-		if (sscanf(line,
-			   "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu",
-			   &cpu, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-			   &v[6], &v[7]) == 9 &&
-		    cpu == which) {
-			busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) *
-			       tick;
-			if (irq)
-				*irq = (double)(v[5] + v[6]) * tick;
-			break;
-		}
-	}
-	fclose(f);
-	return busy;
+	if (irq)
+		*irq = st.irq;
+	return st.busy;
 }
 
 /* Steal time of both cpus (ns), and the cpu time of this process and of
@@ -148,23 +104,11 @@ static double cpu_busy_ns(int which, double *irq)
  * they tell whether anything else ran during a test. */
 static double steal_ns(void)
 {
-	double tick = 1e9 / (double)sysconf(_SC_CLK_TCK), steal = 0;
-	unsigned long long v[8];
-	char line[256];
-	int cpu;
-	FILE *f = fopen("/proc/stat", "r");
+	static const int cpus[] = { CPU_CLIENT, CPU_SERVER };
+	struct bench_cpu_stat st;
 
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line,
-			   "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu",
-			   &cpu, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-			   &v[6], &v[7]) == 9 &&
-		    (cpu == CPU_CLIENT || cpu == CPU_SERVER))
-			steal += (double)v[7] * tick;
-	fclose(f);
-	return steal;
+	bench_cpu_stat(cpus, 2, &st);
+	return st.steal;
 }
 
 static double proc_cpu_ns(pid_t pid)
@@ -189,19 +133,6 @@ static double proc_cpu_ns(pid_t pid)
 				&ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) * tick;
-}
-
-static double loadavg(void)
-{
-	FILE *f = fopen("/proc/loadavg", "r");
-	double l = -1;
-
-	if (f != NULL) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
 }
 
 /* A UDP port free right now on the server address. */
@@ -318,7 +249,7 @@ static int lx_poll(void *ctx, struct loadgen *lg)
 static uint64_t lx_now(void *ctx)
 {
 	(void)ctx;
-	return now_ns();
+	return bench_now_ns();
 }
 
 static const struct loadgen_transport lx_transport = {
@@ -423,12 +354,12 @@ struct sut {
 /* Read one line from @fd within @sec; false on EOF or timeout. */
 static bool read_line(int fd, char *buf, size_t len, double sec)
 {
-	uint64_t end = now_ns() + (uint64_t)(sec * 1e9);
+	uint64_t end = bench_now_ns() + (uint64_t)(sec * 1e9);
 	size_t n = 0;
 
 	while (n + 1 < len) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = (int64_t)(end - now_ns()) / 1000000;
+		int64_t left = (int64_t)(end - bench_now_ns()) / 1000000;
 		ssize_t k;
 
 		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
@@ -507,7 +438,7 @@ static void lxs_stop(struct sut *s)
 				   "served %" SCNu64 " drops %" SCNu64
 				   " truncated %" SCNu64 " waits %" SCNu64,
 				   &served, &drops, &trunc, &waits) == 4)
-				note("%s server: echoed %" PRIu64 ", dropped %" PRIu64
+				bench_note("%s server: echoed %" PRIu64 ", dropped %" PRIu64
 				     ", blocked %" PRIu64 " times (%.2f echoes "
 				     "per wake-up)",
 				     s->mode, served, drops, waits,
@@ -558,7 +489,7 @@ static int lxs_run(struct sut *s, const struct loadgen_config *cfg,
 	}
 	loadgen_result(lg, out);
 	if (c->tx_drops)
-		note("%s: the client's sockets refused %" PRIu64 " requests",
+		bench_note("%s: the client's sockets refused %" PRIu64 " requests",
 		     s->mode, c->tx_drops);
 out:
 	loadgen_destroy(lg);
@@ -682,7 +613,7 @@ static int eb_run(struct sut *s, const struct loadgen_config *cfg,
 		    (strstr(line, "ebbrt:") != NULL &&
 		     strstr(line, "stopping the cluster") == NULL &&
 		     strstr(line, "stopped") == NULL))
-			note("ebbrt %s: %s", spec, line);
+			bench_note("ebbrt %s: %s", spec, line);
 		if (r == NULL)
 			continue;
 		memset(out, 0, sizeof(*out));
@@ -718,7 +649,7 @@ static int eb_run(struct sut *s, const struct loadgen_config *cfg,
 	    WEXITSTATUS(status) != 0) {
 		/* The figures came; what failed after them is noted. */
 		if (got)
-			note("ebbrt %s: the cluster ended with status %d after "
+			bench_note("ebbrt %s: the cluster ended with status %d after "
 			     "its result",
 			     spec, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		else
@@ -804,7 +735,7 @@ static int run_test(unsigned si, unsigned t)
 	struct sut *s = &suts[si];
 	struct row *w = &rows[si][t];
 	struct loadgen_config cfg;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	double ci0 = 0, si0 = 0, ci1 = 0, si1 = 0;
 	double c0 = cpu_busy_ns(CPU_CLIENT, &ci0);
 	double s0 = cpu_busy_ns(CPU_SERVER, &si0);
@@ -847,7 +778,7 @@ static int run_test(unsigned si, unsigned t)
 		cfg.rate = peak * w->frac;
 	}
 	rc = s->ops->run(s, &cfg, &w->r);
-	wall = (double)(now_ns() - t0);
+	wall = (double)(bench_now_ns() - t0);
 	if (rc != 0)
 		return rc;
 	w->client_cpu = (cpu_busy_ns(CPU_CLIENT, &ci1) - c0) / wall * 100;
@@ -861,12 +792,12 @@ static int run_test(unsigned si, unsigned t)
 	other = other / (2 * wall) * 100;
 	steal = (steal_ns() - st0) / (2 * wall) * 100;
 	if (other >= 10 || steal >= 5)
-		note("%s %s: other work used ~%.0f%% and the hypervisor stole "
+		bench_note("%s %s: other work used ~%.0f%% and the hypervisor stole "
 		     "%.0f%% of cpus %d,%d: figures skewed",
 		     s->ops->key, name, other > 0 ? other : 0, steal,
 		     CPU_CLIENT, CPU_SERVER);
 	if (w->r.lost || w->r.late || w->r.bad) {
-		note("%s %s: %" PRIu64 " of %" PRIu64 " lost, %" PRIu64
+		bench_note("%s %s: %" PRIu64 " of %" PRIu64 " lost, %" PRIu64
 		     " late, %" PRIu64 " bad replies",
 		     s->ops->key, name, w->r.lost, w->r.sent, w->r.late,
 		     w->r.bad);
@@ -973,29 +904,28 @@ static void print_table(void)
 		const struct row *p = &rows[si][1];
 
 		if (p->ok && p->server_cpu > 0)
-			note("%s peak: %.1f k requests/s at %.0f%% of the server "
+			bench_note("%s peak: %.1f k requests/s at %.0f%% of the server "
 			     "cpu = %.1f k/s per busy server core",
 			     suts[si].ops->key, p->r.achieved_rps / 1e3,
 			     p->server_cpu,
 			     p->r.achieved_rps / 1e3 / (p->server_cpu / 100));
 	}
 	print_targets();
-	for (unsigned i = 0; i < nnotes; i++)
-		printf("note: %s\n", notes[i]);
+	bench_print_notes();
 }
 
 /* One JSON object per (system, test, statistic), in the shape of
  * ebbrt-bench-micro's; the baseline is the first system's figure. */
 static int write_json(const char *path)
 {
-	FILE *f = fopen(path, "w");
+	FILE *f = bench_json_open(path, "udp");
+	char metric[96], base_name[64];
 	bool first = true;
 
-	if (f == NULL) {
-		fprintf(stderr, "udp: %s: %s\n", path, strerror(errno));
+	if (f == NULL)
 		return -1;
-	}
-	fprintf(f, "[\n");
+	snprintf(base_name, sizeof(base_name),
+		 "%s server, same client and test", suts[0].ops->key);
 	for (unsigned si = 0; si < NSUT; si++) {
 		if (suts[si].skip)
 			continue;
@@ -1032,36 +962,24 @@ static int write_json(const char *path)
 				continue;
 			test_name(w, name, sizeof(name));
 			for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
-				fprintf(f,
-					"%s  {\"metric\": \"udp echo %s %s %s\", "
-					"\"value\": %.6g, \"unit\": \"%s\", ",
-					first ? "" : ",\n", suts[si].ops->key,
-					name, m[k].stat, m[k].v, m[k].unit);
-				if (b->ok)
-					fprintf(f, "\"baseline\": %.6g, ",
-						m[k].base);
-				else
-					fprintf(f, "\"baseline\": null, ");
-				if (b->ok && m[k].base > 0)
-					fprintf(f, "\"ratio\": %.6g, ",
-						m[k].v / m[k].base);
-				else
-					fprintf(f, "\"ratio\": null, ");
-				fprintf(f,
-					"\"baseline_name\": \"%s server, same "
-					"client and test\", \"stat\": \"%s\", "
-					"\"target\": null, \"ok\": null}",
-					suts[0].ops->key, m[k].stat);
-				first = false;
+				struct bench_json_row row = {
+					.metric = metric,
+					.value = m[k].v,
+					.unit = m[k].unit,
+					.baseline = m[k].base,
+					.no_baseline = !b->ok,
+					.baseline_name = base_name,
+					.stat = m[k].stat,
+				};
+
+				snprintf(metric, sizeof(metric),
+					 "udp echo %s %s %s", suts[si].ops->key,
+					 name, m[k].stat);
+				bench_json_put(f, &row, &first);
 			}
 		}
 	}
-	fprintf(f, "\n]\n");
-	if (fclose(f) != 0) {
-		fprintf(stderr, "udp: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	return bench_json_close(f, path, "udp") == 0 ? 0 : -1;
 }
 
 /* The gnuplot terminal: pngcairo, else png, else svg; NULL without
@@ -1174,7 +1092,7 @@ static int write_plot(void)
 	fprintf(f, "\n");
 	fclose(f);
 	if (term == NULL) {
-		note("gnuplot not found: wrote %s/udp-latency.gp and .dat, no "
+		bench_note("gnuplot not found: wrote %s/udp-latency.gp and .dat, no "
 		     "image (apt-get install gnuplot-nox)",
 		     opt.out);
 		return 0;
@@ -1302,15 +1220,12 @@ static void parse_args(int argc, char **argv)
 
 static int find_self_dir(void)
 {
-	char self[PATH_MAX];
-	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int rc = bench_self_dir(self_dir, sizeof(self_dir));
 
-	if (k <= 0) {
-		fprintf(stderr, "udp: /proc/self/exe: %s\n", strerror(errno));
+	if (rc != 0) {
+		fprintf(stderr, "udp: /proc/self/exe: %s\n", strerror(-rc));
 		return -1;
 	}
-	self[k] = '\0';
-	snprintf(self_dir, sizeof(self_dir), "%s", dirname(self));
 	return 0;
 }
 
@@ -1330,7 +1245,7 @@ int main(int argc, char **argv)
 	       "requests, load average %.2f\n",
 	       EBBRT_VERSION, CPU_CLIENT, CPU_SERVER,
 	       opt.quick ? "quick" : "full", opt.duration_s, opt.warmup_s,
-	       opt.payload, loadavg());
+	       opt.payload, bench_loadavg());
 	fflush(stdout);
 
 	for (unsigned si = 0; si < NSUT; si++) {
@@ -1345,7 +1260,7 @@ int main(int argc, char **argv)
 			continue;
 		}
 		for (unsigned t = 0; t < NTESTS; t++) {
-			uint64_t t0 = now_ns();
+			uint64_t t0 = bench_now_ns();
 			char name[48];
 			struct row probe = { .kind = t == 0	  ? T_RTT
 						     : t == 1 ? T_PEAK
@@ -1365,7 +1280,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, " %.1f k/s, p50 %.1f us, %.1f s\n",
 				rows[si][t].r.achieved_rps / 1e3,
 				rows[si][t].r.p50_ns / 1e3,
-				(double)(now_ns() - t0) / 1e9);
+				(double)(bench_now_ns() - t0) / 1e9);
 		}
 		s->ops->stop(s);
 	}

@@ -24,6 +24,8 @@
 
 #include <liburing.h>
 
+#include "common.h"
+
 #define BATCH 32		/* datagrams per recvmmsg/sendmmsg */
 #define BUF_SIZE 2048		/* bytes per datagram buffer */
 #define SOCK_BUF (4 << 20)	/* SO_RCVBUF and SO_SNDBUF */
@@ -58,15 +60,14 @@ static struct {
 
 static int pin(int cpu)
 {
-	cpu_set_t set;
+	int rc;
 
 	if (cpu < 0)
 		return 0;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+	rc = bench_pin_self(cpu, NULL);
+	if (rc != 0) {
 		fprintf(stderr, "udp-linux: cannot pin to cpu %d: %s\n", cpu,
-			strerror(errno));
+			strerror(-rc));
 		return -1;
 	}
 	return 0;

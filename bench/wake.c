@@ -34,6 +34,8 @@
 
 #include <ebbrt/ebbrt.h>
 
+#include "common.h"
+
 /*
  * One process drives everything. The pinger runs on the main thread,
  * pinned to the second CPU. Each step starts a cluster of one node of the
@@ -80,66 +82,35 @@ static volatile sig_atomic_t interrupted;
 
 /* --- results --- */
 
-enum { REC_RESULT = 1, REC_NOTE };
-
-/* The same record as bench/micro.c, so the table and the JSON read alike;
+/* The records of bench/micro.c, so the table and the JSON read alike;
  * this benchmark sets no targets. */
-struct record {
-	int kind;
-	double value;
-	double baseline;
-	char metric[64];
-	char unit[8];
-	char stat[24];
-	char baseline_name[64];
-	char note[240];
-};
+static struct bench_records recs;
 
-static struct record *recs;
-static size_t nrecs, caprecs;
-
-static void rec_keep(const struct record *r)
+static void rec_keep(const struct bench_record *r)
 {
-	if (nrecs == caprecs) {
-		size_t cap = caprecs ? caprecs * 2 : 64;
-		struct record *n = realloc(recs, cap * sizeof(*n));
-
-		if (n == NULL) {
-			fprintf(stderr, "wake: out of memory\n");
-			exit(1);
-		}
-		recs = n;
-		caprecs = cap;
+	if (bench_records_add(&recs, r) != 0) {
+		fprintf(stderr, "wake: out of memory\n");
+		exit(1);
 	}
-	recs[nrecs++] = *r;
 }
 
 static void emit(const char *metric, double value, double baseline,
 		 const char *baseline_name, const char *stat)
 {
-	struct record r;
+	struct bench_record r;
 
-	memset(&r, 0, sizeof(r));
-	r.kind = REC_RESULT;
-	r.value = value;
-	r.baseline = baseline;
-	snprintf(r.metric, sizeof(r.metric), "%s", metric);
-	snprintf(r.unit, sizeof(r.unit), "us");
-	snprintf(r.stat, sizeof(r.stat), "%s", stat);
-	snprintf(r.baseline_name, sizeof(r.baseline_name), "%s",
-		 baseline_name);
+	bench_record_result(&r, metric, "us", value, baseline, baseline_name,
+			    stat, BENCH_TGT_NONE, 0);
 	rec_keep(&r);
 }
 
 __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 {
-	struct record r;
+	struct bench_record r;
 	va_list ap;
 
-	memset(&r, 0, sizeof(r));
-	r.kind = REC_NOTE;
 	va_start(ap, fmt);
-	vsnprintf(r.note, sizeof(r.note), fmt, ap);
+	bench_record_vnote(&r, fmt, ap);
 	va_end(ap);
 	rec_keep(&r);
 }
@@ -148,10 +119,7 @@ __attribute__((format(printf, 1, 2))) static void note(const char *fmt, ...)
 
 static inline int64_t now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000ll + (int64_t)ts.tv_nsec;
+	return (int64_t)bench_now_ns();
 }
 
 static void sleep_ns(int64_t ns)
@@ -161,34 +129,6 @@ static void sleep_ns(int64_t ns)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !interrupted)
 		;
-}
-
-static int cmp_i64(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Percentile @p (0..1) of @n sorted samples, nearest rank. */
-static int64_t pct(const int64_t *v, size_t n, double p)
-{
-	size_t i = (size_t)(p * (double)n + 0.999999);
-
-	if (i == 0)
-		i = 1;
-	if (i > n)
-		i = n;
-	return v[i - 1];
-}
-
-static bool pin_to(pid_t pid, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(pid, sizeof(set), &set) == 0;
 }
 
 /* --- the pinger: one routine for every row --- */
@@ -367,7 +307,7 @@ static int echo_series(const char *const *ip, unsigned nt, unsigned n,
 	if (interrupted)
 		return -1;
 	for (unsigned k = 0; k < nt; k++) {
-		qsort(s[k].rtt, s[k].n, sizeof(*s[k].rtt), cmp_i64);
+		qsort(s[k].rtt, s[k].n, sizeof(*s[k].rtt), bench_cmp_i64);
 		s[k].mean_us = s[k].n ? sum[k] / (double)s[k].n / 1e3 : 0;
 	}
 	return 0;
@@ -417,20 +357,10 @@ static pid_t spawn(char *const argv[], int out_fd)
  * or -1 on timeout. */
 static int wait_exit(pid_t pid, double limit_s)
 {
-	int64_t end = now_ns() + (int64_t)(limit_s * 1e9);
 	int status;
 
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (r == pid)
-			break;
-		if (r < 0 && errno != EINTR)
-			return -1;
-		if (now_ns() > end)
-			return -1;
-		usleep(10000);
-	}
+	if (!bench_wait_for(pid, limit_s, &status))
+		return -1;
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
@@ -803,12 +733,13 @@ static __attribute__((noreturn)) void responder_main(int ready_fd)
 {
 	uint8_t f[2048];
 	in_addr_t peer;
-	int fd;
+	int fd, rc;
 
-	if (!pin_to(0, NODE_CPU)) {
+	rc = bench_pin_self(NODE_CPU, NULL);
+	if (rc != 0) {
 		fprintf(stderr, "wake: cannot pin the responder to cpu %d: "
 				"%s\n",
-			NODE_CPU, strerror(errno));
+			NODE_CPU, strerror(-rc));
 		_exit(1);
 	}
 	inet_pton(AF_INET, LX_PEER_IP, &peer);
@@ -940,70 +871,15 @@ static int64_t gap_ns(void)
 	return (int64_t)(opt.gap_ms * 1e6);
 }
 
-/*
- * Busy and steal time of cpus 0 and 1 from /proc/stat, in ns. Compared
- * with our own CPU time (and our children's) it tells whether other work
- * shared the CPUs during a step, as in bench/micro.c.
- */
-struct cpu_use {
-	double busy, steal, ours;
-	int64_t t;
-	bool ok;
-};
-
-static struct cpu_use cpu_use(void)
+/* Notes when other work (beside ours and our children's) shared the two
+ * cpus since @u0, as in bench/micro.c. */
+static void note_contention(const char *step, struct bench_cpu_use u0)
 {
-	struct cpu_use u = { .t = now_ns() };
-	unsigned long long v[8];
-	double tick = 1e9 / (double)sysconf(_SC_CLK_TCK);
-	struct rusage ru;
-	char line[256];
-	unsigned seen = 0;
-	int cpu;
-	FILE *f = fopen("/proc/stat", "r");
+	struct bench_cpu_use u1 = bench_cpu_use(NODE_CPU, PING_CPU);
+	char buf[240];
 
-	for (int who = 0; who < 2; who++) {
-		if (getrusage(who ? RUSAGE_CHILDREN : RUSAGE_SELF, &ru) != 0)
-			continue;
-		u.ours += (double)ru.ru_utime.tv_sec * 1e9 +
-			  (double)ru.ru_utime.tv_usec * 1e3 +
-			  (double)ru.ru_stime.tv_sec * 1e9 +
-			  (double)ru.ru_stime.tv_usec * 1e3;
-	}
-	if (f == NULL)
-		return u;
-	while (fgets(line, sizeof(line), f)) {
-		/* user nice system idle iowait irq softirq steal */
-		if (sscanf(line,
-			   "cpu%d %llu %llu %llu %llu %llu %llu %llu %llu",
-			   &cpu, &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-			   &v[6], &v[7]) != 9 ||
-		    (cpu != NODE_CPU && cpu != PING_CPU))
-			continue;
-		u.busy += (double)(v[0] + v[1] + v[2] + v[5] + v[6]) * tick;
-		u.steal += (double)v[7] * tick;
-		seen++;
-	}
-	fclose(f);
-	u.ok = seen == 2;
-	return u;
-}
-
-static void note_contention(const char *step, struct cpu_use u0)
-{
-	struct cpu_use u1 = cpu_use();
-	double cap = 2.0 * (double)(u1.t - u0.t);
-	double other, steal;
-
-	if (!u0.ok || !u1.ok || cap <= 0)
-		return;
-	other = (u1.busy - u0.busy - (u1.ours - u0.ours)) / cap * 100.0;
-	steal = (u1.steal - u0.steal) / cap * 100.0;
-	if (other < 5.0 && steal < 5.0)
-		return;
-	note("%s: other processes used ~%.0f%% and the hypervisor stole "
-	     "%.0f%% of cpus %d,%d: figures skewed",
-	     step, other > 0 ? other : 0, steal, NODE_CPU, PING_CPU);
+	if (bench_contention_note(&u0, &u1, step, buf, sizeof(buf)))
+		note("%s", buf);
 }
 
 /* Notes what a finished row says beyond its percentiles. */
@@ -1030,8 +906,8 @@ static void row_done(unsigned row, bool halting, bool counted, uint64_t h)
 		     row_name[row], h, n);
 	if (s->n)
 		note("%s: p50 %.1f us, p99 %.1f us, max %.1f us, mean %.1f us",
-		     row_name[row], (double)pct(s->rtt, s->n, 0.5) / 1e3,
-		     (double)pct(s->rtt, s->n, 0.99) / 1e3,
+		     row_name[row], (double)bench_pct_i64(s->rtt, s->n, 0.5) / 1e3,
+		     (double)bench_pct_i64(s->rtt, s->n, 0.99) / 1e3,
 		     (double)s->rtt[s->n - 1] / 1e3, s->mean_us);
 }
 
@@ -1081,7 +957,7 @@ static int measure_linux_busy(void)
  * taking turns, then with @busy the no-gap rows one after the other. */
 static int step(const char *msix, unsigned row, unsigned lx_row, bool busy)
 {
-	struct cpu_use u0 = cpu_use();
+	struct bench_cpu_use u0 = bench_cpu_use(NODE_CPU, PING_CPU);
 	struct responder r = { .pid = -1 };
 	struct cluster c = { .pid = -1, .log_fd = -1 };
 	char what[96];
@@ -1120,8 +996,8 @@ static void emit_row(unsigned row, unsigned base, const char *what,
 	for (unsigned i = 0; i < 2; i++) {
 		snprintf(name, sizeof(name), "echo RTT %s %s", what,
 			 q[i].label);
-		emit(name, (double)pct(s->rtt, s->n, q[i].p) / 1e3,
-		     (double)pct(b->rtt, b->n, q[i].p) / 1e3, base_name,
+		emit(name, (double)bench_pct_i64(s->rtt, s->n, q[i].p) / 1e3,
+		     (double)bench_pct_i64(b->rtt, b->n, q[i].p) / 1e3, base_name,
 		     q[i].label);
 	}
 	snprintf(name, sizeof(name), "echo RTT %s mean", what);
@@ -1130,86 +1006,12 @@ static void emit_row(unsigned row, unsigned base, const char *what,
 
 /* --- output --- */
 
-static double ratio_of(const struct record *r)
-{
-	return r->baseline > 0 ? r->value / r->baseline : 0;
-}
-
-static void fmt_num(char *buf, size_t len, double v)
-{
-	if (v < 10)
-		snprintf(buf, len, "%.2f", v);
-	else if (v < 1000)
-		snprintf(buf, len, "%.1f", v);
-	else
-		snprintf(buf, len, "%.0f", v);
-}
-
 static void print_table(void)
 {
-	char v[32], b[32], ra[32];
-
-	printf("\n%-38s %9s %-4s %9s %7s %-15s %-4s  %-12s %s\n", "metric",
-	       "value", "unit", "baseline", "ratio", "target", "ok", "stat",
-	       "baseline is");
-	for (size_t i = 0; i < nrecs; i++) {
-		const struct record *r = &recs[i];
-
-		if (r->kind != REC_RESULT)
-			continue;
-		fmt_num(v, sizeof(v), r->value);
-		fmt_num(b, sizeof(b), r->baseline);
-		if (r->baseline > 0)
-			snprintf(ra, sizeof(ra), "%.2fx", ratio_of(r));
-		else
-			snprintf(ra, sizeof(ra), "n/a");
-		printf("%-38s %9s %-4s %9s %7s %-15s %-4s  %-12s %s\n",
-		       r->metric, v, r->unit, b, ra, "-", "-", r->stat,
-		       r->baseline_name);
-	}
+	bench_records_table(&recs);
 	printf("\nratio = value / baseline (below 1: ebbrt is faster); "
 	       "percentiles and means over all answered echoes.\n");
-	for (size_t i = 0; i < nrecs; i++)
-		if (recs[i].kind == REC_NOTE)
-			printf("note: %s\n", recs[i].note);
-}
-
-static int write_json(const char *path)
-{
-	FILE *f = fopen(path, "w");
-	bool first = true;
-
-	if (f == NULL) {
-		fprintf(stderr, "wake: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "[\n");
-	for (size_t i = 0; i < nrecs; i++) {
-		const struct record *r = &recs[i];
-
-		if (r->kind != REC_RESULT)
-			continue;
-		fprintf(f,
-			"%s  {\"metric\": \"%s\", \"value\": %.6g, \"unit\": "
-			"\"%s\", \"baseline\": %.6g, ",
-			first ? "" : ",\n", r->metric, r->value, r->unit,
-			r->baseline);
-		if (r->baseline > 0)
-			fprintf(f, "\"ratio\": %.6g, ", ratio_of(r));
-		else
-			fprintf(f, "\"ratio\": null, ");
-		fprintf(f,
-			"\"baseline_name\": \"%s\", \"stat\": \"%s\", "
-			"\"target\": null, \"ok\": null}",
-			r->baseline_name, r->stat);
-		first = false;
-	}
-	fprintf(f, "\n]\n");
-	if (fclose(f) != 0) {
-		fprintf(stderr, "wake: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+	bench_records_notes(&recs);
 }
 
 /* --- set-up --- */
@@ -1242,15 +1044,13 @@ static void usage(FILE *to)
 /* @rel, relative to the directory of this program, into @out. */
 static void beside_me(const char *rel, char *out, size_t len)
 {
-	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char dir[PATH_MAX - 64];	/* room for @rel in @out */
 
-	if (n <= 0) {
+	if (bench_self_dir(dir, sizeof(dir)) != 0) {
 		snprintf(out, len, "%s", rel);
 		return;
 	}
-	exe[n] = '\0';
-	snprintf(out, len, "%s/%s", dirname(exe), rel);
+	snprintf(out, len, "%s/%s", dir, rel);
 }
 
 static void bad_arg(const char *what, const char *arg)
@@ -1323,35 +1123,6 @@ static void parse_args(int argc, char **argv)
 	}
 }
 
-static double loadavg(void)
-{
-	FILE *f = fopen("/proc/loadavg", "r");
-	double l = -1;
-
-	if (f != NULL) {
-		if (fscanf(f, "%lf", &l) != 1)
-			l = -1;
-		fclose(f);
-	}
-	return l;
-}
-
-/* `ebbrt run` fails late and wordily without a free hugepage. */
-static bool hugepages_ok(void)
-{
-	FILE *f = fopen("/proc/meminfo", "r");
-	char line[128];
-	long free_pages = -1;
-
-	if (f == NULL)
-		return true;	/* let `ebbrt run` tell */
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "HugePages_Free: %ld", &free_pages) == 1)
-			break;
-	fclose(f);
-	return free_pages != 0;
-}
-
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -1385,13 +1156,10 @@ static bool check_env(void)
 			opt.demo, strerror(errno));
 		return false;
 	}
-	if (!hugepages_ok()) {
+	/* `ebbrt run` fails late and wordily without a free hugepage. */
+	if (!bench_hugepages_free()) {
 		fprintf(stderr, "wake: no free 2 MiB hugepage; as root:\n"
-				"  echo 1024 > /sys/kernel/mm/hugepages/"
-				"hugepages-2048kB/nr_hugepages\n"
-				"  mkdir -p /dev/hugepages\n"
-				"  mountpoint -q /dev/hugepages || "
-				"mount -t hugetlbfs nodev /dev/hugepages\n");
+				BENCH_HUGEPAGE_FIX);
 		return false;
 	}
 	/* `ebbrt run` wants the app by a path it can check. */
@@ -1406,7 +1174,7 @@ int main(int argc, char **argv)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
 	char gap[32], what[160];
-	int failed = 0;
+	int failed = 0, rc;
 	int64_t t0;
 
 	parse_args(argc, argv);
@@ -1416,16 +1184,17 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	if (pinger_open() != 0)
 		return 1;
-	if (!pin_to(0, PING_CPU)) {
+	rc = bench_pin_self(PING_CPU, NULL);
+	if (rc != 0) {
 		fprintf(stderr, "wake: cannot pin to cpu %d: %s\n", PING_CPU,
-			strerror(errno));
+			strerror(-rc));
 		return 1;
 	}
 	printf("ebbrt wake benchmark %s: node/responder on cpu %d, pinger "
 	       "on cpu %d, %u echoes per row, gap %.1f ms, load average "
 	       "%.2f\n",
 	       EBBRT_VERSION, NODE_CPU, PING_CPU, echoes(), opt.gap_ms,
-	       loadavg());
+	       bench_loadavg());
 	fflush(stdout);
 	snprintf(gap, sizeof(gap), "%g ms gap", opt.gap_ms);
 
@@ -1461,12 +1230,12 @@ int main(int argc, char **argv)
 				    *f = &rows[ROW_FORWARD],
 				    *lp = &rows[ROW_LINUX_P],
 				    *lf = &rows[ROW_LINUX_F];
-		double p50 = (double)pct(p->rtt, p->n, 0.5),
-		       f50 = (double)pct(f->rtt, f->n, 0.5),
-		       p99 = (double)pct(p->rtt, p->n, 0.99),
-		       f99 = (double)pct(f->rtt, f->n, 0.99),
-		       lp50 = (double)pct(lp->rtt, lp->n, 0.5),
-		       lf50 = (double)pct(lf->rtt, lf->n, 0.5);
+		double p50 = (double)bench_pct_i64(p->rtt, p->n, 0.5),
+		       f50 = (double)bench_pct_i64(f->rtt, f->n, 0.5),
+		       p99 = (double)bench_pct_i64(p->rtt, p->n, 0.99),
+		       f99 = (double)bench_pct_i64(f->rtt, f->n, 0.99),
+		       lp50 = (double)bench_pct_i64(lp->rtt, lp->n, 0.5),
+		       lf50 = (double)bench_pct_i64(lf->rtt, lf->n, 0.5);
 
 		/* The two clusters ran one after the other: their ratios to
 		 * the Linux responder beside each are the fairer comparison. */
@@ -1476,7 +1245,8 @@ int main(int argc, char **argv)
 		     f50 / lf50, p50 / lp50);
 	}
 	print_table();
-	if (opt.json != NULL && write_json(opt.json) == 0)
+	if (opt.json != NULL &&
+	    bench_records_json(&recs, opt.json, "wake") == 0)
 		printf("results: %s\n", opt.json);
 	for (unsigned i = 0; i < NROWS; i++)
 		series_free(&rows[i]);
