@@ -1209,6 +1209,11 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 	snprintf(prefix_arg, sizeof(prefix_arg), "--file-prefix=%s", fe.prefix);
 	snprintf(level_arg, sizeof(level_arg), "--log-level=%s", o->log_level);
 	eal[na++] = "--proc-type=primary";
+	/* Nodes map the shared memory at the frontend's addresses; left to
+	 * chance, the kernel may have put a node's libraries (or ASan's
+	 * shadow) there ("Cannot get a virtual area at requested
+	 * address"). 32 TiB is above all of those on x86-64. */
+	eal[na++] = "--base-virtaddr=0x200000000000";
 	eal[na++] = prefix_arg;
 	eal[na++] = level_arg;
 	/* By default, quiet net_tap's errors about what this kernel lacks
