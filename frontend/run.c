@@ -709,8 +709,24 @@ static void on_output(unsigned n, bool err)
 	fflush(to);
 }
 
+struct pool_names {
+	char prefix[16];
+	char name[64][RTE_MEMPOOL_NAMESIZE];
+	unsigned n;
+};
+
+static void find_pool(struct rte_mempool *mp, void *arg)
+{
+	struct pool_names *pn = arg;
+
+	if (strncmp(mp->name, pn->prefix, strlen(pn->prefix)) == 0 &&
+	    pn->n < RTE_DIM(pn->name))
+		snprintf(pn->name[pn->n++], RTE_MEMPOOL_NAMESIZE, "%s",
+			 mp->name);
+}
+
 /* Free what a dead node left in the shared memory of the cluster: the
- * messages waiting for it and its LocalIdMap. */
+ * messages waiting for it, its LocalIdMap and its slab pools. */
 static void reclaim(unsigned n)
 {
 	struct ebb_cluster_node *cn = &fe.cl->node[n];
@@ -725,6 +741,15 @@ static void reclaim(unsigned n)
 	snprintf(name, sizeof(name), "ebbidm%u.0", n);
 	h = rte_hash_find_existing(name);
 	rte_hash_free(h);
+	{
+		static struct pool_names pn;
+
+		pn.n = 0;
+		snprintf(pn.prefix, sizeof(pn.prefix), EBB_SLAB_PREFIX_FMT, n);
+		rte_mempool_walk(find_pool, &pn);
+		for (unsigned i = 0; i < pn.n; i++)
+			ebb_slab_free_pool(rte_mempool_lookup(pn.name[i]));
+	}
 	memset(cn->core, 0, sizeof(cn->core));
 	atomic_store(&cn->net_claimed, 0);
 }

@@ -136,6 +136,14 @@ struct ebb_boot {
 	char eal_extra[256];		/* space separated: --no-pci or -a ... */
 };
 
+/* The name a node's slab pool gets in a cluster: this prefix, then the
+ * app's name (runtime/slab.c); the frontend frees them when it dies. */
+#define EBB_SLAB_PREFIX_FMT "s%u."
+
+/* Free a slab pool and its objects' memzone (runtime/slab.c), from any
+ * process: the frontend frees those of a node that died. */
+void ebb_slab_free_pool(struct rte_mempool *mp);
+
 /* The control block, or NULL when standalone. */
 extern struct ebb_cluster *ebb_cluster;
 

@@ -9,6 +9,7 @@
 #include <rte_common.h>
 #include <rte_errno.h>
 #include <rte_log.h>
+#include <rte_memzone.h>
 #include <rte_mempool.h>
 
 #include <ebbrt/mem.h>
@@ -82,11 +83,81 @@ static bool slab_owns(struct rte_mempool *mp, const void *obj)
 #define SLAB_HDR 0
 #endif
 
+/* The memzone holding a slab's objects: the pool's name + ".m". */
+static void objects_mz_name(const char *pool, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.m", pool);
+}
+
+/*
+ * rte_mempool_create() would record, in the pool, a pointer to the
+ * function that frees its memory -- an address in the creating process.
+ * A cluster node's pools may have to be freed by the frontend (the node
+ * died), where that address means nothing. So the objects go in a memzone
+ * of our own, given with no free callback, and freed by name.
+ */
+static struct rte_mempool *pool_in_memzone(const char *name, unsigned n,
+					   unsigned elt, unsigned cache,
+					   rte_mempool_obj_cb_t *init,
+					   int socket)
+{
+	char mzname[RTE_MEMZONE_NAMESIZE];
+	const struct rte_memzone *mz = NULL;
+	struct rte_mempool_objsz osz;
+	struct rte_mempool *mp;
+	int err;
+
+	mp = rte_mempool_create_empty(name, n, elt, cache, 0, socket, 0);
+	if (mp == NULL)
+		return NULL;
+	err = rte_mempool_set_ops_byname(mp, "ring_mp_mc", NULL);
+	if (err)
+		goto fail;
+	rte_mempool_calc_obj_size(elt, 0, &osz);
+	objects_mz_name(name, mzname, sizeof(mzname));
+	mz = rte_memzone_reserve_aligned(mzname,
+					 (size_t)n * osz.total_size +
+						 RTE_CACHE_LINE_SIZE,
+					 socket, 0, RTE_CACHE_LINE_SIZE);
+	if (mz == NULL) {
+		err = -rte_errno;
+		goto fail;
+	}
+	err = rte_mempool_populate_iova(mp, mz->addr, RTE_BAD_IOVA, mz->len,
+					NULL, NULL);
+	if (err < 0)
+		goto fail;
+	if ((unsigned)err < n) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	if (init != NULL)
+		rte_mempool_obj_iter(mp, init, NULL);
+	return mp;
+fail:
+	rte_mempool_free(mp);
+	rte_memzone_free(mz);
+	rte_errno = err < 0 ? -err : err;
+	return NULL;
+}
+
+void ebb_slab_free_pool(struct rte_mempool *mp)
+{
+	char mzname[RTE_MEMZONE_NAMESIZE];
+
+	if (mp == NULL)
+		return;
+	objects_mz_name(mp->name, mzname, sizeof(mzname));
+	rte_mempool_free(mp);
+	rte_memzone_free(rte_memzone_lookup(mzname));
+}
+
 __ebb_cold struct ebb_slab *ebb_slab_create(const char *name, size_t size,
 					    unsigned count)
 {
 	int socket = ebb_self ? ebb_self->numa : SOCKET_ID_ANY;
 	rte_mempool_obj_cb_t *obj_init = NULL;
+	char full[RTE_MEMPOOL_NAMESIZE];
 	struct rte_mempool *mp;
 	int err;
 
@@ -96,12 +167,22 @@ __ebb_cold struct ebb_slab *ebb_slab_create(const char *name, size_t size,
 		errno = EINVAL;
 		return NULL;
 	}
+	/* Pool names are cluster-wide: a node's carry its id, so nodes
+	 * running one app do not collide, and the frontend can free the
+	 * pools of a node that died ("s<node>." prefix). */
+	if (ebb_cluster != NULL) {
+		if (snprintf(full, sizeof(full), EBB_SLAB_PREFIX_FMT "%s",
+			     ebb_node.node_id, name) >= (int)sizeof(full)) {
+			errno = EINVAL;
+			return NULL;
+		}
+		name = full;
+	}
 #ifdef EBB_DEBUG
 	obj_init = slab_obj_init;
 #endif
-	mp = rte_mempool_create(name, count, (unsigned)(size + SLAB_HDR),
-				slab_cache_size(count), 0, NULL, NULL,
-				obj_init, NULL, socket, 0);
+	mp = pool_in_memzone(name, count, (unsigned)(size + SLAB_HDR),
+			     slab_cache_size(count), obj_init, socket);
 	if (mp == NULL) {
 		err = rte_errno;
 		switch (err) {
@@ -199,5 +280,5 @@ __ebb_cold void ebb_slab_destroy(struct ebb_slab *slab)
 		RTE_LOG(ERR, USER1,
 			"ebbrt slab: destroying %s with %u objects in use\n",
 			slab_mp(slab)->name, n);
-	rte_mempool_free(slab_mp(slab));
+	ebb_slab_free_pool(slab_mp(slab));
 }

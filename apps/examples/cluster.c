@@ -20,6 +20,7 @@
 #define DEMO_PINGS 200
 
 static struct ebb_nic *nic;
+static struct ebb_slab *slab;
 static struct ebb_net_if *net;
 static bool exit_after_checks;
 static int checks_failed;
@@ -183,6 +184,14 @@ int main(int argc, char **argv)
 		ebb_fini();
 		return 2;
 	}
+	/* A slab pool of the node's own, in the shared heap: its name is
+	 * per node, and the frontend frees it if the node dies (so a
+	 * restarted node makes it again). */
+	slab = ebb_slab_create("demo", 64, 1024);
+	if (slab == NULL) {
+		fprintf(stderr, "demo: slab: %s\n", strerror(errno));
+		return 1;
+	}
 	nic = ebb_nic_node_port();
 	nc.ip = ebb_cluster_node_ip(ebb_node_id());
 	nc.netmask = ebb_cluster_node_netmask(ebb_node_id());
@@ -198,6 +207,7 @@ int main(int argc, char **argv)
 	ebb_wait();
 	ebb_net_if_close(net);
 	ebb_nic_close(nic);
+	ebb_slab_destroy(slab);
 	ebb_fini();
 	return checks_failed ? 1 : 0;
 }

@@ -71,7 +71,9 @@ static inline int ebb_free(void *p)
  *
  * ebb_slab_create(): a slab of @count objects of @size bytes named @name
  *   (unique per node), on the NUMA node of the calling core. NULL with
- *   errno EINVAL, EEXIST or ENOMEM.
+ *   errno EINVAL, EEXIST or ENOMEM. In a cluster the pool's DPDK name is
+ *   "s<node>.<name>", so @name has 4 to 6 characters less room there
+ *   (RTE_MEMPOOL_NAMESIZE in all).
  * ebb_slab_alloc(): an object, or NULL (errno ENOMEM) when none is free
  *   to the caller: all in use, or the free ones sit in other cores'
  *   caches (each cache holds at most about a fifth of the slab). Any
