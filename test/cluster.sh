@@ -27,6 +27,8 @@ fail() {
 }
 
 cleanup() {
+	# Load a case started in the background (its own children only).
+	pkill -P $$ ping 2>/dev/null
 	if [ -n "$fe_pid" ] && kill -0 "$fe_pid" 2>/dev/null; then
 		kill -TERM "$fe_pid" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$fe_pid" 2>/dev/null || break; sleep 0.1; done
