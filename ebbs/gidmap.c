@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_mbuf.h>
 #include <rte_spinlock.h>
@@ -24,6 +25,8 @@ struct gid_msg {
 	uint32_t id;
 	uint32_t len;
 	int32_t result;
+	int32_t pid;			/* the requester's (see messenger.c) */
+	uint32_t pad;
 	uint64_t tag;			/* the requester's future */
 	uint8_t value[];
 };
@@ -120,7 +123,7 @@ struct ebb_future *ebb_gid_get(ebb_id_t id, void *buf, size_t len)
 	return f;
 }
 
-static int send_reply(unsigned node, uint64_t tag, int result)
+static int send_reply(unsigned node, uint64_t tag, int32_t pid, int result)
 {
 	struct rte_mbuf *m = ebb_msg_alloc();
 	struct gid_msg *r;
@@ -136,10 +139,10 @@ static int send_reply(unsigned node, uint64_t tag, int result)
 	memset(r, 0, sizeof(*r));
 	r->op = GID_REPLY;
 	r->tag = tag;
+	r->pid = pid;
 	r->result = result;
-	rc = ebb_msg_send(node, EBB_ID_GLOBAL_ID_MAP, m);
-	if (rc)
-		rte_pktmbuf_free(m);
+	/* A full inbox delays the reply, never loses it. */
+	rc = ebb_msg_send_retry(node, EBB_ID_GLOBAL_ID_MAP, m);
 	return rc;
 }
 
@@ -172,6 +175,7 @@ struct ebb_future *ebb_gid_set(ebb_id_t id, const void *val, size_t len)
 	}
 	memset(r, 0, sizeof(*r));
 	r->op = GID_SET;
+	r->pid = getpid();
 	r->id = id;
 	r->len = (uint32_t)len;
 	r->tag = (uint64_t)(uintptr_t)f;
@@ -198,8 +202,8 @@ static void gid_receive(void *arg, unsigned src, struct rte_mbuf *m)
 			 -EINVAL :
 			 gid_write(r->id, r->value, r->len);
 
-		send_reply(src, r->tag, rc);
-	} else if (r->op == GID_REPLY && src == 0) {
+		send_reply(src, r->tag, r->pid, rc);
+	} else if (r->op == GID_REPLY && src == 0 && r->pid == getpid()) {
 		/* Our own future, from our own request. */
 		ebb_future_fulfil((struct ebb_future *)(uintptr_t)r->tag,
 				  r->result);

@@ -4,7 +4,9 @@
  * woken through its doorbell. */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_mbuf.h>
@@ -189,13 +191,59 @@ int ebb_msg_send(unsigned node, ebb_id_t id, struct rte_mbuf *m)
 	return 0;
 }
 
+/* --- sends that wait for room --- */
+
+struct pending_send {
+	struct rte_mbuf *m;
+	unsigned node;
+	ebb_id_t id;
+};
+
+static void retry_send(void *arg)
+{
+	struct pending_send *ps = arg;
+	int rc = ebb_msg_send(ps->node, ps->id, ps->m);
+
+	if (rc == -EAGAIN && ebb_spawn_local(retry_send, ps) == 0)
+		return;		/* after the events already queued */
+	if (rc != 0)
+		rte_pktmbuf_free(ps->m);
+	free(ps);
+}
+
+int ebb_msg_send_retry(unsigned node, ebb_id_t id, struct rte_mbuf *m)
+{
+	struct pending_send *ps;
+	int rc = ebb_msg_send(node, id, m);
+
+	if (rc != -EAGAIN || ebb_core_id() == EBB_CORE_NONE) {
+		if (rc != 0)
+			rte_pktmbuf_free(m);
+		return rc;
+	}
+	ps = malloc(sizeof(*ps));
+	if (ps == NULL) {
+		rte_pktmbuf_free(m);
+		return -ENOMEM;
+	}
+	*ps = (struct pending_send){ m, node, id };
+	if (ebb_spawn_local(retry_send, ps) != 0) {
+		rte_pktmbuf_free(m);
+		free(ps);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
+
 /* --- ping: the Messenger's own Ebb answers it on every node --- */
 
 enum { PING = 1, PONG };
 
 struct ping_msg {
 	uint32_t op;
-	uint32_t pad;
+	int32_t pid;			/* the sender's: a reply to a process
+					 * that has since died and been
+					 * replaced must not touch its tag */
 	uint64_t tag;			/* the sender's future */
 	uint64_t tsc;			/* when it was sent */
 };
@@ -213,7 +261,7 @@ static int ping_send(unsigned node, uint32_t op, uint64_t tag, uint64_t tsc)
 		rte_pktmbuf_free(m);
 		return -ENOMEM;
 	}
-	*p = (struct ping_msg){ op, 0, tag, tsc };
+	*p = (struct ping_msg){ op, getpid(), tag, tsc };
 	rc = ebb_msg_send(node, EBB_ID_MESSENGER, m);
 	if (rc)
 		rte_pktmbuf_free(m);
@@ -231,9 +279,10 @@ static void ping_receive(void *arg, unsigned src, struct rte_mbuf *m)
 			p->op = PONG;
 			rte_pktmbuf_trim(m, rte_pktmbuf_data_len(m) -
 						    (uint16_t)sizeof(*p));
-			if (ebb_msg_send(src, EBB_ID_MESSENGER, m) == 0)
-				return;
-		} else if (p->op == PONG) {
+			/* A full inbox delays the answer, never loses it. */
+			ebb_msg_send_retry(src, EBB_ID_MESSENGER, m);
+			return;
+		} else if (p->op == PONG && p->pid == getpid()) {
 			ebb_future_fulfil((struct ebb_future *)(uintptr_t)
 						  p->tag,
 					  (intptr_t)(rte_rdtsc() - p->tsc));

@@ -190,6 +190,12 @@ static int cmd_run(int argc, char **argv)
 		case 'a':
 			if (o.nallow == EBB_FE_MAX_DEVS)
 				return fail_usage("too many --allow", NULL);
+			/* It travels to its node as "-a ARGS" in 256 bytes,
+			 * one token. */
+			if (strlen(optarg) > 200 || strchr(optarg, ' '))
+				return fail_usage("--allow wants one PCI address "
+						  "with its devargs, at most "
+						  "200 characters", optarg);
 			o.allow[o.nallow++] = optarg;
 			break;
 		case O_SUBNET:

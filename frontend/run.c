@@ -9,6 +9,7 @@
 #include <glob.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -177,11 +178,24 @@ static int take_lock(const char *name)
 		close(fd);
 		return -EBUSY;
 	}
+	{
+		/* Locked the file a stopping frontend just unlinked? Then
+		 * another run may lock the new one: try again. */
+		struct stat a, b;
+
+		if (fstat(fd, &a) != 0 || stat(path, &b) != 0 ||
+		    a.st_ino != b.st_ino) {
+			close(fd);
+			return take_lock(name);
+		}
+	}
 	if (ftruncate(fd, 0) == 0) {
 		int n = snprintf(buf, sizeof(buf), "%d\n", getpid());
 
-		if (write(fd, buf, (size_t)n) != n)
+		if (write(fd, buf, (size_t)n) != n) {
+			close(fd);
 			return -EIO;
+		}
 	}
 	fe.lockfd = fd;
 	return 0;
@@ -284,7 +298,8 @@ static int make_node_memory(unsigned n)
 	for (unsigned c = 0; c < cn->ncores; c++) {
 		snprintf(name, sizeof(name), "ebbm%u.%u", n, c);
 		cn->inbox[c] = rte_ring_create(name, FE_INBOX_SIZE,
-					       SOCKET_ID_ANY, RING_F_SC_DEQ);
+					       SOCKET_ID_ANY,
+					       RING_F_SC_DEQ | RING_F_EXACT_SZ);
 		if (cn->inbox[c] == NULL)
 			return -ENOMEM;
 	}
@@ -467,25 +482,62 @@ static void node_cpus_str(unsigned n, char *buf, size_t len)
 				      cn->cpus[c]);
 }
 
+/* The environment of a node: ours, less what would confuse it, plus its
+ * end of the control socket as fd 3. Built before the fork: the child of
+ * a threaded process may only make async-signal-safe calls. */
+#define NODE_CTL_FD 3
+static char **node_environ(void)
+{
+	extern char **environ;
+	static char ctl[32];
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n] != NULL)
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (env == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "EBBRT_NODE_ID=", 14) != 0 &&
+		    strncmp(environ[i], EBB_CONTROL_FD_ENV "=",
+			    sizeof(EBB_CONTROL_FD_ENV)) != 0)
+			env[k++] = environ[i];
+	snprintf(ctl, sizeof(ctl), EBB_CONTROL_FD_ENV "=%d", NODE_CTL_FD);
+	env[k] = ctl;
+	return env;
+}
+
 static int launch(unsigned n)
 {
 	struct fe_node *fn = &fe.node[n];
 	struct ebb_cluster_node *cn = &fe.cl->node[n];
-	int sv[2], po[2], pe[2], pid, pidfd;
+	int sv[2] = { -1, -1 }, po[2] = { -1, -1 }, pe[2] = { -1, -1 };
+	int pid, pidfd, rc;
 	pid_t parent = getpid();
+	char failmsg[256];
+	char **env = node_environ();
+	cpu_set_t set;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
-		return -errno;
-	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0)
-		return -errno;
+	CPU_ZERO(&set);
+	for (unsigned c = 0; c < cn->ncores; c++)
+		CPU_SET(cn->cpus[c], &set);
+	snprintf(failmsg, sizeof(failmsg), "cannot run %s\n",
+		 fe.o->app_argv[0]);
+	if (env == NULL ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+	    pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0) {
+		rc = env ? -errno : -ENOMEM;
+		goto fail;
+	}
 	fflush(NULL);
 	pid = fork();
-	if (pid < 0)
-		return -errno;
+	if (pid < 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (pid == 0) {
-		char fdbuf[16];
 		sigset_t none;
-		cpu_set_t set;
 
 		/* Own process group: a terminal's ^C goes to the frontend,
 		 * which stops the nodes in order. Dies with the frontend. */
@@ -495,28 +547,34 @@ static int launch(unsigned n)
 			_exit(1);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGIO, SIG_DFL);	/* ignored dispositions survive exec */
+		/* Ignored dispositions survive exec. */
+		signal(SIGIO, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
-		/* dup() clears close-on-exec on the copy. */
-		snprintf(fdbuf, sizeof(fdbuf), "%d", dup(sv[1]));
-		setenv(EBB_CONTROL_FD_ENV, fdbuf, 1);
-		unsetenv("EBBRT_NODE_ID");
-		CPU_ZERO(&set);
-		for (unsigned c = 0; c < cn->ncores; c++)
-			CPU_SET(cn->cpus[c], &set);
+		dup2(sv[1], NODE_CTL_FD);
+		fcntl(NODE_CTL_FD, F_SETFD, 0);
+		/* Nothing else of the frontend's: tap queues, hugepages. */
+		close_range(NODE_CTL_FD + 1, ~0u, 0);
 		sched_setaffinity(0, sizeof(set), &set);
-		execvp(fe.o->app_argv[0], fe.o->app_argv);
-		fprintf(stderr, "cannot run %s: %s\n", fe.o->app_argv[0],
-			strerror(errno));
+		execvpe(fe.o->app_argv[0], fe.o->app_argv, env);
+		if (write(STDERR_FILENO, failmsg, strlen(failmsg)) < 0)
+			_exit(126);
 		_exit(127);
 	}
+	free(env);
+	env = NULL;
 	close(sv[1]);
 	close(po[1]);
 	close(pe[1]);
+	sv[1] = po[1] = pe[1] = -1;
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0)
-		return -errno;
+	if (pidfd < 0) {
+		rc = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail;
+	}
 	fn->pid = pid;
 	fn->pidfd = pidfd;
 	fn->ctl = sv[0];
@@ -536,6 +594,17 @@ static int launch(unsigned n)
 	ep_add(fn->out, EPOLLIN, EV_TAG(EV_OUT, n, 0));
 	ep_add(fn->err, EPOLLIN, EV_TAG(EV_ERR, n, 0));
 	return 0;
+fail:
+	free(env);
+	for (int i = 0; i < 2; i++) {
+		if (sv[i] >= 0)
+			close(sv[i]);
+		if (po[i] >= 0)
+			close(po[i]);
+		if (pe[i] >= 0)
+			close(pe[i]);
+	}
+	return rc;
 }
 
 static int send_fds(int sock, uint32_t which, const int *fds, unsigned n)
@@ -585,13 +654,9 @@ static int send_boot(unsigned n)
 	if (fe.o->nallow == 0) {
 		snprintf(b.eal_extra, sizeof(b.eal_extra), "--no-pci");
 	} else {
-		size_t k = 0;
-
-		for (unsigned i = 0; i < fe.o->nallow; i++)
-			k += (size_t)snprintf(b.eal_extra + k,
-					      sizeof(b.eal_extra) - k,
-					      "%s-a %s", i ? " " : "",
-					      fe.o->allow[i]);
+		/* Its own device only (main.c checked that it fits). */
+		snprintf(b.eal_extra, sizeof(b.eal_extra), "-a %s",
+			 fe.o->allow[n - 1]);
 	}
 	if (send(fn->ctl, &b, sizeof(b), MSG_NOSIGNAL) != (ssize_t)sizeof(b))
 		return -errno;
@@ -674,7 +739,9 @@ static void on_output(unsigned n, bool err)
 	size_t *len = err ? &fn->errlen : &fn->outlen;
 	FILE *to = err ? stderr : stdout;
 
-	for (;;) {
+	/* A few reads per wake-up: a chatty node must not hold the loop
+	 * (epoll is level-triggered; the rest comes next time). */
+	for (int round = 0; round < 8; round++) {
 		ssize_t k = read(fd, buf + *len, FE_LINE_MAX - 1 - *len);
 		char *nl, *start = buf;
 
@@ -691,7 +758,8 @@ static void on_output(unsigned n, bool err)
 		}
 		*len += (size_t)k;
 		buf[*len] = '\0';
-		while ((nl = strchr(start, '\n')) != NULL) {
+		while ((nl = memchr(start, '\n',
+				    (size_t)(buf + *len - start))) != NULL) {
 			*nl = '\0';
 			fprintf(to, "[node %u] %s\n", n, start);
 			if (err)
@@ -803,7 +871,7 @@ static void on_exit_of(unsigned n)
 	describe_status(st, why, sizeof(why));
 	if (fe.stopping)
 		return;
-	if (was == EBB_NODE_STARTING) {
+	if (was == EBB_NODE_STARTING && !fe.all_ready_once) {
 		fprintf(stderr, "ebbrt: node %u failed to start: %s%s%s\n", n,
 			fn->last_err[0] ? fn->last_err : why,
 			fn->last_err[0] ? "; " : "",
@@ -815,11 +883,10 @@ static void on_exit_of(unsigned n)
 	fflush(stderr);
 	if (fe.o->restart == EBB_RESTART_ALWAYS ||
 	    (fe.o->restart == EBB_RESTART_ON_FAILURE && failed)) {
-		int rc;
+		int rc = launch(n);
 
-		cn->restarts++;
-		rc = launch(n);
 		if (rc == 0) {
+			cn->restarts++;
 			fprintf(stderr, "ebbrt: node %u restarting (restart "
 					"%u)\n",
 				n, cn->restarts);
@@ -849,6 +916,9 @@ static void begin_stop(int code)
 	if (fe.stopping)
 		return;
 	fe.stopping = true;
+	/* How the cluster stopped: 0 for a clean stop asked by a signal
+	 * (even after a node died and was reported), non-zero when the
+	 * frontend stops it on a failure. */
 	fe.exit_code = code;
 	for (unsigned n = 1; n < fe.nnodes; n++) {
 		struct ebb_ctl_msg m = { .magic = EBB_CLUSTER_MAGIC,
@@ -900,6 +970,11 @@ static void tel_net(struct rte_tel_data *d, struct ebb_cluster_node *cn)
 #undef NET_TEL
 }
 
+/* Telemetry runs on DPDK's own thread: it reads the ports, pools and
+ * control block, which release_all() frees. */
+static pthread_mutex_t tel_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool tel_closed;
+
 static int tel_nodes(const char *cmd, const char *params,
 		     struct rte_tel_data *d)
 {
@@ -911,8 +986,23 @@ static int tel_nodes(const char *cmd, const char *params,
 	return 0;
 }
 
+static int tel_node_locked(const char *cmd, const char *params,
+			   struct rte_tel_data *d);
+
 static int tel_node(const char *cmd, const char *params,
 		    struct rte_tel_data *d)
+{
+	int rc = -ESHUTDOWN;
+
+	pthread_mutex_lock(&tel_lock);
+	if (!tel_closed)
+		rc = tel_node_locked(cmd, params, d);
+	pthread_mutex_unlock(&tel_lock);
+	return rc;
+}
+
+static int tel_node_locked(const char *cmd, const char *params,
+			   struct rte_tel_data *d)
 {
 	struct ebb_cluster_node *cn;
 	char ip[32] = "-", cpus[128], key[64];
@@ -1054,6 +1144,9 @@ static void shutdown_all(void)
 
 static void release_all(void)
 {
+	pthread_mutex_lock(&tel_lock);
+	tel_closed = true;
+	pthread_mutex_unlock(&tel_lock);
 	for (unsigned n = 1; n < fe.nnodes; n++) {
 		ebb_nic_close(fe.node[n].nic);
 		fe.node[n].nic = NULL;
@@ -1093,6 +1186,13 @@ static void serve(void)
 								 "error: " :
 								 "",
 					fe.node[n].last_err);
+				if (fe.all_ready_once) {
+					/* A restart that hangs: a death like
+					 * any other (the policy decides). */
+					kill(fe.node[n].pid, SIGKILL);
+					fe.node[n].start_deadline = UINT64_MAX;
+					continue;
+				}
 				begin_stop(1);
 				return;
 			}
@@ -1225,6 +1325,9 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 	 * queue's signals ever overflow, the kernel's SIGIO must not kill
 	 * the frontend. */
 	signal(SIGIO, SIG_IGN);
+	/* `ebbrt run ... | head`: a closed pipe is an error to report,
+	 * not a reason to die without cleaning up. */
+	signal(SIGPIPE, SIG_IGN);
 	fe.sigfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	fe.epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (fe.sigfd < 0 || fe.epfd < 0)

@@ -121,7 +121,7 @@ static void print_net(const char *js)
 int ebb_fe_status(const char *name)
 {
 	static char js[TEL_BUF];
-	char cmd[64], state[32], ip[32], cpus[128], key[64];
+	char cmd[64], state[32], ip[32] = "-", cpus[128] = "-", key[64];
 	unsigned nodes = 0;
 	uint64_t heap = 0;
 	int fd = tel_connect(name);

@@ -210,6 +210,10 @@ fail:
 	return rc;
 }
 
+/* STOP came, maybe before the cores existed: ebb_cluster_ready() acts on
+ * it once they run. */
+static _Atomic bool stop_requested;
+
 /* Blocks on the control socket: STOP stops the cores; the frontend gone
  * (EOF) ends the node at once, as its peers cannot be reached any more. */
 static void *ctl_watch(void *arg)
@@ -222,7 +226,13 @@ static void *ctl_watch(void *arg)
 
 		if (n == (ssize_t)sizeof(m) && m.magic == EBB_CLUSTER_MAGIC &&
 		    m.type == EBB_CTL_STOP) {
-			ebb_stop();
+			/* Pairs with ebb_cluster_ready(): the flag before
+			 * the look at started, and the other way there. */
+			atomic_store(&stop_requested, true);
+			if (__atomic_load_n(&ebb_node.started, __ATOMIC_SEQ_CST) &&
+			    !__atomic_load_n(&ebb_node.finished,
+					     __ATOMIC_SEQ_CST))
+				ebb_stop();
 			continue;
 		}
 		if (n > 0)
@@ -279,6 +289,9 @@ void ebb_cluster_ready(void)
 {
 	if (ebb_node.ctl_fd >= 0 && ebb_node.node_id != 0)
 		ctl_send(ebb_node.ctl_fd, EBB_CTL_READY, NULL);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&stop_requested))
+		ebb_stop();
 }
 
 uint64_t (*ebb_cluster_net_claim(void))[EBB_NET_STATS_WORDS]
@@ -367,7 +380,7 @@ int ebb_cluster_stop(void)
 	if (ebb_cluster == NULL)
 		return -ENOTSUP;
 	if (kill(ebb_cluster->frontend_pid, SIGTERM) != 0)
-		return -EIO;
+		return -errno;
 	return 0;
 }
 

@@ -104,7 +104,9 @@ enum ebb_msix_mode {
  *   frontend -> node  BOOT (struct ebb_boot) + fds: the doorbells of every
  *                     core of every node, node by node, then this node's
  *                     rx queue interrupt fds (pass mode)
- *   node -> frontend  READY once its cores run, or FAIL {reason}
+ *   node -> frontend  READY once its cores run (a node that fails to
+ *                     start just exits: the frontend reports its exit
+ *                     status and last line on stderr)
  *   frontend -> node  STOP: stop the cores (ebb_stop())
  * A closed socket means the other side is gone.
  */
@@ -112,15 +114,14 @@ enum ebb_ctl_type {
 	EBB_CTL_HELLO = 1,
 	EBB_CTL_BOOT,
 	EBB_CTL_READY,
-	EBB_CTL_FAIL,
-	EBB_CTL_STOP,
+	EBB_CTL_STOP = 5,
 };
 
 struct ebb_ctl_msg {
 	uint32_t magic;
 	uint32_t type;
 	int32_t pid;
-	char text[200];			/* FAIL reason */
+	char text[200];			/* unused so far */
 };
 
 struct ebb_boot {

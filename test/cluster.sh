@@ -281,7 +281,10 @@ case_restart() {
 	sleep 0.5
 	now=$(pool_in_use 1)
 	echo "node 1 pool in use: $base before, $now after 5 restarts"
-	[ "$now" = "$base" ] || fail "pool in use went from $base to $now"
+	# A node killed in the middle of a burst loses the frames it held
+	# (not swept back: docs/cluster.md); more would be a leak per
+	# restart.
+	[ "$now" -le $((base + 5 * 32)) ] || fail "pool in use went from $base to $now"
 	heap1=$(heap_in_use)
 	echo "shared heap in use: $heap0 before, $heap1 after"
 	# DPDK itself keeps a little per secondary in the shared heap (each

@@ -56,6 +56,16 @@ struct rte_mbuf *ebb_msg_alloc(void);
 int ebb_msg_send(unsigned node, ebb_id_t id, struct rte_mbuf *m);
 
 /*
+ * ebb_msg_send(), but a full inbox does not fail it: the message waits
+ * on the calling core (an event retries it after the events already
+ * queued) until it goes. On 0 the Messenger owns @m. On any other error
+ * (-EHOSTDOWN, -ENODEV, -EINVAL, -ENOTSUP, -ENOMEM, -ESHUTDOWN) @m is
+ * freed. Off a core it is ebb_msg_send() that frees @m on failure.
+ * For replies, which must not be lost and cannot be handed back.
+ */
+int ebb_msg_send_retry(unsigned node, ebb_id_t id, struct rte_mbuf *m);
+
+/*
  * Round trip to node @node through the Messenger's own Ebb, which every
  * node (and the frontend) answers. The future is fulfilled with the round
  * trip in TSC cycles (ebb_tsc_hz()), or with -errno from ebb_msg_send().

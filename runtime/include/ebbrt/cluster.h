@@ -53,7 +53,8 @@ uint32_t ebb_cluster_node_gateway(unsigned node);
 uint32_t ebb_cluster_node_wire_ip(unsigned node);
 
 /* Ask the frontend to stop the whole cluster, as `ebbrt stop` does.
- * Returns 0, -ENOTSUP when standalone, -EIO when the frontend is gone. */
+ * Returns 0, -ENOTSUP when standalone, or the -errno of kill() (-ESRCH:
+ * the frontend is gone). */
 int ebb_cluster_stop(void);
 
 /* Printable name of a node state. */
