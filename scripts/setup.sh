@@ -10,6 +10,7 @@ packages=(
 	build-essential pkg-config meson ninja-build python3
 	dpdk libdpdk-dev liburing-dev libjemalloc-dev libnuma-dev
 	libcriterion-dev iputils-ping iproute2 gnuplot-nox tshark
+	libmemcached-tools memcached
 )
 pages=${EBBRT_HUGEPAGES:-1024}
 
