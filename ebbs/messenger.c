@@ -141,7 +141,7 @@ struct rte_mbuf *ebb_msg_alloc(void)
 		errno = ENOTSUP;
 		return NULL;
 	}
-	m = rte_pktmbuf_alloc(ebb_cluster->node[ebb_node_id()].msg_pool);
+	m = rte_pktmbuf_alloc(ebb_cluster->node[ebb_node_id()].port_pool);
 	if (m == NULL)
 		errno = ENOMEM;
 	return m;

@@ -314,7 +314,6 @@ static int make_node_memory(unsigned n)
 		if (cn->port_pool == NULL)
 			return -ENOMEM;
 	}
-	cn->msg_pool = cn->port_pool;
 	return 0;
 }
 
@@ -399,7 +398,6 @@ static int open_ports(void)
 		/* The node's pool: rx buffers, its wire frames and its
 		 * messages. */
 		cn->port_pool = ebb_nic_pool(fn->nic);
-		cn->msg_pool = cn->port_pool;
 		cn->port = ebb_nic_port_id(fn->nic);
 		for (unsigned c = 0; c < cn->ncores; c++) {
 			int fd = ebb_nic_queue_fd(fn->nic, c);

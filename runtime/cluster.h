@@ -60,11 +60,12 @@ struct ebb_cluster_node {
 	int32_t wire_peer;		/* node at the other end, or -1 */
 	uint32_t wire_ip;		/* its address on the wire, or 0 */
 	uint32_t id_base, id_count;	/* its range of global Ebb ids */
-	/* Messenger: one MPSC inbox per core, and the pool its messages
-	 * are allocated from. Made by the frontend, kept across restarts. */
+	/* Messenger: one MPSC inbox per core. Made by the frontend, kept
+	 * across restarts. */
 	struct rte_ring *inbox[EBB_MAX_CORES];
-	struct rte_mempool *msg_pool;
-	struct rte_mempool *port_pool;	/* rx buffers of its port */
+	/* The node's one pool: rx buffers of its port, the frames it sends
+	 * on the wire, its messages (the frontend's own for node 0). */
+	struct rte_mempool *port_pool;
 	struct ebb_core_pub core[EBB_MAX_CORES];
 	/* The counters of the node's first network interface (ebbs/net),
 	 * per core, for `ebbrt status`: a struct ebb_net_stats each. */

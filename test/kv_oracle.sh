@@ -14,7 +14,7 @@ kv=$build/apps/kv/ebbrt-kv-linux
 [ -x "$kv" ] || { echo "kv_oracle: no $kv" >&2; exit 1; }
 for t in memcached memccp memccat memcslap memccapable python3; do
 	command -v "$t" >/dev/null ||
-		{ echo "kv_oracle: $t missing (scripts/setup.sh installs it)" >&2; exit 77; }
+		{ echo "kv_oracle: $t missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
 
 tmp=$(mktemp -d /tmp/kv_oracle.XXXXXX)
