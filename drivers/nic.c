@@ -12,6 +12,7 @@
 #include <rte_dev.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
+#include <rte_thash.h>
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -82,7 +83,11 @@ struct nic_queue {
 	struct queue_faults f;
 	/* counters: owner writes, anyone reads */
 	uint64_t rx_packets, tx_packets, tx_full, rx_bursts, armed;
-	uint64_t f_dropped, f_duplicated, f_reordered, f_corrupted, f_delayed;
+	/* Fault counters (EBB_FAULT_*): fc_own, or on a cluster node's
+	 * port the core's row in the control block, which the frontend
+	 * shows. */
+	uint64_t *fc;
+	uint64_t fc_own[EBB_FAULT_COUNTERS];
 } __rte_cache_aligned;
 
 /* What the two ends of a wire share; freed by the second close. */
@@ -120,6 +125,12 @@ struct ebb_nic {
 	bool faults_on;
 	struct ebb_nic_faults faults;
 	_Atomic uint32_t faults_gen;
+	/* RSS of a multi-queue device, read at the first
+	 * ebb_nic_rx_queue() (rss_state 1: known, 2: none). */
+	uint8_t rss_state;
+	uint8_t rss_key[40];
+	uint16_t reta_size;
+	uint16_t reta[RTE_ETH_RSS_RETA_SIZE_512];
 };
 
 /* --- sending --- */
@@ -243,11 +254,11 @@ static void faults_out(struct nic_queue *q, struct rte_mbuf *m, bool dup,
 
 		if (c != NULL) {
 			fifo_push(f, c, due);
-			STAT_ADD(q, f_duplicated, 1);
+			STAT_ADD(q, fc[EBB_FAULT_DUPLICATED], 1);
 		}
 	}
 	if (f->delay_tsc != 0)
-		STAT_ADD(q, f_delayed, 1u + dup);
+		STAT_ADD(q, fc[EBB_FAULT_DELAYED], 1u + dup);
 }
 
 /* Flip bit @r (modulo the bits past the Ethernet header) of @m; returns
@@ -284,7 +295,7 @@ static struct rte_mbuf *faults_corrupt(struct nic_queue *q,
 		return m;
 	*rte_pktmbuf_mtod_offset(s, uint8_t *, off) ^=
 		(uint8_t)(1u << (bit % 8u));
-	STAT_ADD(q, f_corrupted, 1);
+	STAT_ADD(q, fc[EBB_FAULT_CORRUPTED], 1);
 	return m;
 }
 
@@ -312,7 +323,7 @@ static void faults_one(struct nic_queue *q, struct rte_mbuf *m, uint64_t now)
 
 	if (r_drop < f->cfg.drop) {
 		rte_pktmbuf_free(m);
-		STAT_ADD(q, f_dropped, 1);
+		STAT_ADD(q, fc[EBB_FAULT_DROPPED], 1);
 		return;
 	}
 	if (r_corrupt < f->cfg.corrupt)
@@ -323,7 +334,7 @@ static void faults_one(struct nic_queue *q, struct rte_mbuf *m, uint64_t now)
 		f->held_dup = dup;
 		f->held_until = now + EBB_NIC_REORDER_HOLD_US *
 					      rte_get_tsc_hz() / 1000000u;
-		STAT_ADD(q, f_reordered, 1);
+		STAT_ADD(q, fc[EBB_FAULT_REORDERED], 1);
 		return;
 	}
 	faults_out(q, m, dup, now);
@@ -584,6 +595,7 @@ static struct ebb_nic *nic_new(unsigned nq, unsigned ring)
 		q->id = (uint16_t)i;
 		q->vec = -1;
 		q->intr_fd = -1;
+		q->fc = q->fc_own;
 		ebb_timer_init(&q->f.timer, faults_timer_fn, q);
 	}
 	return nic;
@@ -681,6 +693,33 @@ fail:
 
 /* --- a cluster node's ports --- */
 
+/* The faults `ebbrt run --faults` asked for on this link, and the
+ * counters the frontend shows: queue i counts in core i's row. */
+static void borrow_faults(struct ebb_nic *nic, struct ebb_cluster_faults *cf)
+{
+	for (unsigned i = 0; i < nic->nq && i < EBB_MAX_CORES; i++) {
+		nic->q[i].fc = cf->count[i];
+		for (unsigned k = 0; k < EBB_FAULT_COUNTERS; k++)
+			__atomic_store_n(&cf->count[i][k], 0,
+					 __ATOMIC_RELAXED);
+	}
+	if (cf->on) {
+		struct ebb_nic_faults f = {
+			.seed = cf->seed,
+			.drop = cf->drop,
+			.duplicate = cf->duplicate,
+			.reorder = cf->reorder,
+			.corrupt = cf->corrupt,
+			.delay_us = cf->delay_us,
+		};
+
+		/* The frontend checked them. */
+		if (ebb_nic_set_faults(nic, &f) != 0)
+			fprintf(stderr, "ebbrt nic: bad faults from the "
+					"frontend: ignored\n");
+	}
+}
+
 /* Port @port as the frontend set it up: core i owns queue i. */
 static struct ebb_nic *nic_borrow(uint16_t port, bool wire)
 {
@@ -705,13 +744,13 @@ static struct ebb_nic *nic_borrow(uint16_t port, bool wire)
 	}
 	nic->port = port;
 	nic->borrowed = true;
+	nic->pool = me->port_pool;
+	borrow_faults(nic, &me->faults[wire ? EBB_LINK_WIRE : EBB_LINK_PORT]);
 	if (wire) {
-		nic->pool = me->port_pool;
 		nic->peer_node = me->wire_peer;
 		nic->rx_kicked = true;
 		return nic;
 	}
-	nic->pool = me->port_pool;
 	nic->rx_intr = true;
 	for (unsigned i = 0; i < nq; i++) {
 		nic->q[i].intr_fd = ebb_cluster->msix == EBB_MSIX_PASS ?
@@ -1101,11 +1140,11 @@ int ebb_nic_stats(const struct ebb_nic *nic, struct ebb_nic_stats *out)
 		SUM(tx_full, tx_full);
 		SUM(rx_bursts, rx_bursts);
 		SUM(rx_wakeups_armed, armed);
-		SUM(faults_dropped, f_dropped);
-		SUM(faults_duplicated, f_duplicated);
-		SUM(faults_reordered, f_reordered);
-		SUM(faults_corrupted, f_corrupted);
-		SUM(faults_delayed, f_delayed);
+		SUM(faults_dropped, fc[EBB_FAULT_DROPPED]);
+		SUM(faults_duplicated, fc[EBB_FAULT_DUPLICATED]);
+		SUM(faults_reordered, fc[EBB_FAULT_REORDERED]);
+		SUM(faults_corrupted, fc[EBB_FAULT_CORRUPTED]);
+		SUM(faults_delayed, fc[EBB_FAULT_DELAYED]);
 #undef SUM
 	}
 	return 0;
@@ -1141,4 +1180,56 @@ int ebb_nic_queue_counters(const struct ebb_nic *nic, unsigned q,
 	if (q == 0)
 		out->drops = st.imissed + st.ierrors + st.rx_nombuf + st.oerrors;
 	return 0;
+}
+
+/* Read the device's RSS key and redirection table once. */
+static void nic_rss_read(struct ebb_nic *nic)
+{
+	struct rte_eth_rss_reta_entry64 conf[RTE_ETH_RSS_RETA_SIZE_512 /
+					      RTE_ETH_RETA_GROUP_SIZE];
+	struct rte_eth_rss_conf rc = { .rss_key = nic->rss_key,
+				       .rss_key_len = sizeof(nic->rss_key) };
+	struct rte_eth_dev_info info;
+
+	nic->rss_state = 2;
+	if (rte_eth_dev_info_get(nic->port, &info) != 0 ||
+	    info.reta_size == 0 || info.reta_size > RTE_ETH_RSS_RETA_SIZE_512 ||
+	    info.hash_key_size != sizeof(nic->rss_key) ||
+	    rte_eth_dev_rss_hash_conf_get(nic->port, &rc) != 0)
+		return;
+	memset(conf, 0, sizeof(conf));
+	for (unsigned i = 0; i < info.reta_size / RTE_ETH_RETA_GROUP_SIZE; i++)
+		conf[i].mask = UINT64_MAX;
+	if (rte_eth_dev_rss_reta_query(nic->port, conf, info.reta_size) != 0)
+		return;
+	for (unsigned i = 0; i < info.reta_size; i++)
+		nic->reta[i] = conf[i / RTE_ETH_RETA_GROUP_SIZE]
+				       .reta[i % RTE_ETH_RETA_GROUP_SIZE];
+	nic->reta_size = info.reta_size;
+	nic->rss_state = 1;
+}
+
+int ebb_nic_rx_queue(struct ebb_nic *nic, uint32_t src_ip, uint32_t dst_ip,
+		     uint16_t src_port, uint16_t dst_port)
+{
+	uint32_t tuple[3];
+	uint32_t h;
+
+	if (nic == NULL)
+		return -EINVAL;
+	if (nic->nq == 1)
+		return 0;
+	if (nic->wire != NULL || nic->peer_node >= 0)
+		return -1;	/* the queue the peer sent on answers */
+	if (nic->rss_state == 0)
+		nic_rss_read(nic);
+	if (nic->rss_state != 1)
+		return -1;
+	/* rte_softrss() takes the tuple in host order, as DPDK's own
+	 * users do (struct rte_ipv4_tuple). */
+	tuple[0] = src_ip;
+	tuple[1] = dst_ip;
+	tuple[2] = (uint32_t)src_port << 16 | dst_port;
+	h = rte_softrss(tuple, 3, nic->rss_key);
+	return nic->reta[h % nic->reta_size];
 }

@@ -13,6 +13,19 @@
 
 enum ebb_restart { EBB_RESTART_NO, EBB_RESTART_ON_FAILURE, EBB_RESTART_ALWAYS };
 
+/* One `--faults [LINK[@N]:]SPEC`: what a node injects on what it sends
+ * (docs/cluster.md). */
+#define EBB_FE_MAX_FAULTS 32
+struct ebb_fe_faults {
+	unsigned node;			/* 0: every node */
+	bool port, wire;		/* the links it sets */
+	bool on;			/* false: "off" */
+	uint64_t seed;
+	double drop, duplicate, reorder, corrupt;
+	uint32_t delay_us;
+	char spec[96];			/* as given, for status */
+};
+
 struct ebb_fe_opts {
 	const char *name;		/* cluster name: lock, prefix, taps */
 	unsigned nodes;
@@ -35,6 +48,9 @@ struct ebb_fe_opts {
 	bool log_level_set;		/* given by the user */
 	unsigned start_timeout_s;
 	unsigned nmbufs;
+	/* In command-line order: a later one overrides an earlier one. */
+	struct ebb_fe_faults faults[EBB_FE_MAX_FAULTS];
+	unsigned nfaults;
 	char **app_argv;
 };
 

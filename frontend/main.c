@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +53,16 @@ static void usage(FILE *to)
 "      --log-level LEVEL   DPDK log level (default error)\n"
 "      --start-timeout S   seconds a node has to start (default 10)\n"
 "      --mbufs N           mbufs of each node's pool (default 8191)\n"
+"      --faults [LINK[@N]:]SPEC  impair what nodes send (repeatable; a later\n"
+"                          one wins). LINK: tap (the node's port, facing\n"
+"                          Linux), wire, all (default); @N: node N only.\n"
+"                          SPEC: off, or KEY=VALUE,... of drop, dup,\n"
+"                          reorder, corrupt (probabilities in [0, 1]),\n"
+"                          delay_us, seed; e.g. tap:drop=0.05,seed=7\n"
 "\n"
 "status: nodes, their state and per-core counters (DPDK telemetry).\n"
-"stop:   stop a running cluster cleanly and wait for it.\n",
+"stop:   stop a running cluster cleanly and wait for it (--timeout,\n"
+"        default 30 s).\n",
 		EBB_FE_MAX_DEVS);
 }
 
@@ -127,11 +135,145 @@ static int parse_cpu_list(const char *s, int *cpus, unsigned max)
 	return (int)n;
 }
 
+/* A bad --faults @arg: one line saying why, exit code 2. */
+__attribute__((format(printf, 2, 3)))
+static int fail_faults(const char *arg, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ebbrt: --faults %s: ", arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 2;
+}
+
+/* A probability in [0, 1] (no NaN, nothing after the number). */
+static bool parse_prob(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (*s == '\0')
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end != '\0' || !(v >= 0.0 && v <= 1.0))
+		return false;
+	*out = v;
+	return true;
+}
+
+/*
+ * "[LINK[@N]:]SPEC" into @f. LINK: tap (or port: the node's own port),
+ * wire, all (the default); @N: node N only. SPEC: off, or comma-separated
+ * KEY=VALUE of drop, dup (duplicate), reorder, corrupt (probabilities),
+ * delay_us (0 to 1000000) and seed. Returns 0 or 2 after one line on
+ * stderr.
+ */
+static int parse_faults(const char *arg, struct ebb_fe_faults *f)
+{
+	char buf[256], *spec, *colon, *tok, *save = NULL;
+	bool any = false;
+
+	memset(f, 0, sizeof(*f));
+	f->port = f->wire = true;
+	if (strlen(arg) >= sizeof(buf))
+		return fail_faults(arg, "too long");
+	snprintf(buf, sizeof(buf), "%s", arg);
+	spec = buf;
+	colon = strchr(buf, ':');
+	if (colon != NULL) {
+		char *at = strchr(buf, '@');
+
+		*colon = '\0';
+		spec = colon + 1;
+		if (at != NULL && at < colon) {
+			*at = '\0';
+			if (!parse_uint(at + 1, 1, EBB_FE_MAX_DEVS, &f->node))
+				return fail_faults(arg, "@N wants a node, 1 "
+						   "to 15, not '%s'", at + 1);
+		}
+		if (strcmp(buf, "tap") == 0 || strcmp(buf, "port") == 0)
+			f->wire = false;
+		else if (strcmp(buf, "wire") == 0)
+			f->port = false;
+		else if (strcmp(buf, "all") != 0 && buf[0] != '\0')
+			return fail_faults(arg, "unknown link '%s' (want "
+					   "tap, wire or all)", buf);
+	}
+	snprintf(f->spec, sizeof(f->spec), "%.*s", (int)sizeof(f->spec) - 1,
+		 spec);
+	if (strcmp(spec, "off") == 0)
+		return 0;
+	f->on = true;
+	for (tok = strtok_r(spec, ",", &save); tok != NULL;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		const char *val;
+		unsigned us;
+
+		if (eq == NULL)
+			return fail_faults(arg, "want KEY=VALUE, not "
+					   "'%s'", tok);
+		*eq = '\0';
+		val = eq + 1;
+		any = true;
+		if (strcmp(tok, "drop") == 0) {
+			if (!parse_prob(val, &f->drop))
+				return fail_faults(arg, "drop wants a "
+						   "probability in [0, 1], "
+						   "not '%s'", val);
+		} else if (strcmp(tok, "dup") == 0 ||
+			   strcmp(tok, "duplicate") == 0) {
+			if (!parse_prob(val, &f->duplicate))
+				return fail_faults(arg, "dup wants a "
+						   "probability in [0, 1], "
+						   "not '%s'", val);
+		} else if (strcmp(tok, "reorder") == 0) {
+			if (!parse_prob(val, &f->reorder))
+				return fail_faults(arg, "reorder wants a "
+						   "probability in [0, 1], "
+						   "not '%s'", val);
+		} else if (strcmp(tok, "corrupt") == 0) {
+			if (!parse_prob(val, &f->corrupt))
+				return fail_faults(arg, "corrupt wants a "
+						   "probability in [0, 1], "
+						   "not '%s'", val);
+		} else if (strcmp(tok, "delay_us") == 0) {
+			if (!parse_uint(val, 0, 1000000, &us))
+				return fail_faults(arg, "delay_us wants 0 "
+						   "to 1000000, not '%s'",
+						   val);
+			f->delay_us = us;
+		} else if (strcmp(tok, "seed") == 0) {
+			char *end;
+
+			errno = 0;
+			f->seed = strtoull(val, &end, 0);
+			if (*val == '\0' || *val == '-' || errno ||
+			    *end != '\0')
+				return fail_faults(arg, "seed wants an "
+						   "unsigned 64-bit number, "
+						   "not '%s'", val);
+		} else {
+			return fail_faults(arg, "unknown key '%s' (want "
+					   "drop, dup, reorder, corrupt, "
+					   "delay_us, seed; or off)", tok);
+		}
+	}
+	if (!any)
+		return fail_faults(arg, "no faults given (want e.g. "
+				   "tap:drop=0.05,seed=7)");
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static struct ebb_fe_opts o;
 	enum { O_CPUS = 256, O_VDEV, O_SUBNET, O_WIRE, O_RESTART, O_MSIX,
-	       O_NAME, O_LOG, O_TIMEOUT, O_MBUFS, O_IP, O_GW };
+	       O_NAME, O_LOG, O_TIMEOUT, O_MBUFS, O_IP, O_GW, O_FAULTS };
 	static const struct option lo[] = {
 		{ "nodes", required_argument, NULL, 'n' },
 		{ "cores-per-node", required_argument, NULL, 'c' },
@@ -148,6 +290,7 @@ static int cmd_run(int argc, char **argv)
 		{ "log-level", required_argument, NULL, O_LOG },
 		{ "start-timeout", required_argument, NULL, O_TIMEOUT },
 		{ "mbufs", required_argument, NULL, O_MBUFS },
+		{ "faults", required_argument, NULL, O_FAULTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -283,6 +426,13 @@ static int cmd_run(int argc, char **argv)
 				return fail_usage("--mbufs wants 1023 to "
 						  "4194304", optarg);
 			break;
+		case O_FAULTS:
+			if (o.nfaults == EBB_FE_MAX_FAULTS)
+				return fail_usage("too many --faults", NULL);
+			if (parse_faults(optarg, &o.faults[o.nfaults]) != 0)
+				return 2;
+			o.nfaults++;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -309,6 +459,27 @@ static int cmd_run(int argc, char **argv)
 					  "on its node's subnet", NULL);
 	if (o.wire && o.nodes < 2)
 		return fail_usage("--wire needs 2 nodes", NULL);
+	for (unsigned i = 0; i < o.nfaults; i++) {
+		const struct ebb_fe_faults *f = &o.faults[i];
+
+		if (f->node > o.nodes) {
+			fprintf(stderr, "ebbrt: --faults: there is no node "
+					"%u (--nodes %u)\n",
+				f->node, o.nodes);
+			return 2;
+		}
+		if (f->wire && !f->port && !o.wire) {
+			fprintf(stderr, "ebbrt: --faults wire: needs "
+					"--wire\n");
+			return 2;
+		}
+		if (f->wire && f->node > 2 && !f->port) {
+			fprintf(stderr, "ebbrt: --faults wire@%u: only nodes 1 "
+					"and 2 are on the wire\n",
+				f->node);
+			return 2;
+		}
+	}
 	if (((o.subnet >> 8) & 0xffu) + o.nodes > 0xffu)
 		return fail_usage("--subnet leaves no room for every node",
 				  NULL);
@@ -433,7 +604,9 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "status") == 0)
 		return ebb_fe_status(name_opt(argc - 1, argv + 1, NULL));
 	if (strcmp(argv[1], "stop") == 0) {
-		unsigned timeout = 10;
+		/* Past the frontend's own bounds: each node's 6 s to stop,
+		 * its 3 s clean-up. */
+		unsigned timeout = 30;
 		const char *name = name_opt(argc - 1, argv + 1, &timeout);
 
 		return ebb_fe_stop(name, timeout);

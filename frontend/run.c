@@ -45,7 +45,18 @@
 #include "nic_frontend.h"
 
 #define FE_INBOX_SIZE 1024u
-#define FE_STOP_GRACE_MS 3000
+/* How long a node has to stop before it is killed. Longer than DPDK's
+ * multi-process request timeout (MP_TIMEOUT_S, 5 s): a node freeing
+ * shared memory may wait that long for the other processes while it holds
+ * the shared heap's lock, and killed there it would leave the lock held
+ * for good (docs/cluster.md, "Stopping"). */
+#define FE_STOP_GRACE_MS 6000
+/* The frontend's own clean-up once its nodes are gone: past this, it
+ * gives up on it (a lock a killed node left held would wedge it). */
+#define FE_CLEANUP_MS 3000
+/* A node that never became ready (its app hangs, or still starts) has no
+ * cores to stop: all of them get this much, together. */
+#define FE_STOP_STARTING_MS 3000
 #define FE_LINE_MAX 1024
 
 /* epoll tags: kind in the high bits, node and index below. */
@@ -83,6 +94,8 @@ static struct {
 	struct ebb_cluster *cl;
 	struct fe_node node[EBB_MAX_NODES];
 	unsigned nnodes;		/* frontend included */
+	/* --faults of each node and link as given, for status. */
+	char fault_spec[EBB_MAX_NODES][EBB_LINKS][96];
 } fe;
 
 static uint64_t now_ms(void)
@@ -467,6 +480,45 @@ static int open_ports(void)
 	return 0;
 }
 
+/* `--faults`: each node's settings per link, in its slot of the control
+ * block, for its nic_borrow(); in command-line order, so a later one
+ * overrides. Node N's generators start from the seed mixed with N and
+ * the link (node 1's port uses the seed as given), so that nodes do not
+ * drop in step. */
+static void set_faults(void)
+{
+	for (unsigned i = 0; i < fe.o->nfaults; i++) {
+		const struct ebb_fe_faults *f = &fe.o->faults[i];
+
+		for (unsigned n = 1; n < fe.nnodes; n++) {
+			if (f->node != 0 && f->node != n)
+				continue;
+			for (unsigned l = 0; l < EBB_LINKS; l++) {
+				struct ebb_cluster_faults *cf =
+					&fe.cl->node[n].faults[l];
+
+				if (!(l == EBB_LINK_PORT ? f->port : f->wire))
+					continue;
+				if (l == EBB_LINK_WIRE &&
+				    fe.cl->node[n].wire_port == UINT16_MAX)
+					continue;
+				memset(cf, 0, sizeof(*cf));
+				cf->on = f->on;
+				cf->seed = f->seed ^ ((uint64_t)(n - 1) << 40) ^
+					   ((uint64_t)l << 56);
+				cf->drop = f->drop;
+				cf->duplicate = f->duplicate;
+				cf->reorder = f->reorder;
+				cf->corrupt = f->corrupt;
+				cf->delay_us = f->delay_us;
+				snprintf(fe.fault_spec[n][l],
+					 sizeof(fe.fault_spec[n][l]), "%s",
+					 f->on ? f->spec : "");
+			}
+		}
+	}
+}
+
 /* --- nodes --- */
 
 static void node_cpus_str(unsigned n, char *buf, size_t len)
@@ -807,6 +859,14 @@ static void reclaim(unsigned n)
 	snprintf(name, sizeof(name), "ebbidm%u.0", n);
 	h = rte_hash_find_existing(name);
 	rte_hash_free(h);
+	/* TCP connection tables, "et<node>.<interface>.<queue>" (ebbs/net
+	 * tcp.c); a node has a port and maybe a wire end, numbered from 0.
+	 * The connections themselves were the node's private memory. */
+	for (unsigned i = 0; i < 4; i++)
+		for (unsigned c = 0; c < cn->ncores; c++) {
+			snprintf(name, sizeof(name), "et%u.%u.%u", n, i, c);
+			rte_hash_free(rte_hash_find_existing(name));
+		}
 	{
 		static struct pool_names pn;
 
@@ -818,6 +878,8 @@ static void reclaim(unsigned n)
 	}
 	memset(cn->core, 0, sizeof(cn->core));
 	atomic_store(&cn->net_claimed, 0);
+	for (unsigned l = 0; l < EBB_LINKS; l++)
+		memset(cn->faults[l].count, 0, sizeof(cn->faults[l].count));
 }
 
 static void describe_status(int st, char *buf, size_t len)
@@ -916,18 +978,21 @@ static void begin_stop(int code)
 	fe.stopping = true;
 	/* How the cluster stopped: 0 for a clean stop asked by a signal
 	 * (even after a node died and was reported), non-zero when the
-	 * frontend stops it on a failure. */
+	 * frontend stops it on a failure. The nodes are stopped by
+	 * shutdown_all(), one after the other. */
 	fe.exit_code = code;
-	for (unsigned n = 1; n < fe.nnodes; n++) {
-		struct ebb_ctl_msg m = { .magic = EBB_CLUSTER_MAGIC,
-					 .type = EBB_CTL_STOP };
+}
 
-		if (fe.node[n].pid <= 0)
-			continue;
-		if (fe.node[n].ctl < 0 ||
-		    send(fe.node[n].ctl, &m, sizeof(m), MSG_NOSIGNAL) < 0)
-			kill(fe.node[n].pid, SIGTERM);
-	}
+/* Ask node @n to stop: STOP on its control socket (ebb_stop()), or
+ * SIGTERM if the socket is gone. */
+static void send_stop(unsigned n)
+{
+	struct ebb_ctl_msg m = { .magic = EBB_CLUSTER_MAGIC,
+				 .type = EBB_CTL_STOP };
+
+	if (fe.node[n].ctl < 0 ||
+	    send(fe.node[n].ctl, &m, sizeof(m), MSG_NOSIGNAL) < 0)
+		kill(fe.node[n].pid, SIGTERM);
 }
 
 /* --- telemetry: /ebbrt/nodes and /ebbrt/node,N --- */
@@ -942,7 +1007,12 @@ static void begin_stop(int code)
 	X(arp_requests_sent) X(arp_pending_full) X(arp_pending_dropped)     \
 	X(arp_timeouts) X(udp_rx) X(udp_tx) X(udp_bad_len)                  \
 	X(udp_bad_checksum) X(udp_no_port) X(icmp_unreach_sent)             \
-	X(icmp_unreach_limited) X(tx_no_route) X(rx_csum_by_device)
+	X(icmp_unreach_limited) X(tx_no_route) X(rx_csum_by_device)         \
+	X(tcp_rx) X(tcp_bad) X(tcp_bad_checksum) X(tcp_tx) X(tcp_rst_sent)  \
+	X(tcp_rst_rcvd) X(tcp_accepted) X(tcp_connected) X(tcp_no_listener) \
+	X(tcp_conns_full) X(tcp_backlog_full) X(tcp_retransmits)            \
+	X(tcp_fast_retransmits) X(tcp_timeouts) X(tcp_challenge_acks)       \
+	X(tcp_ooo) X(tcp_dropped) X(tcp_aborted)
 #define NET_COUNT_ONE(f) +1
 static_assert(sizeof(struct ebb_net_stats) ==
 		      (0 NET_STATS(NET_COUNT_ONE)) * sizeof(uint64_t),
@@ -966,6 +1036,38 @@ static void tel_net(struct rte_tel_data *d, struct ebb_cluster_node *cn)
 #define NET_TEL(f) rte_tel_data_add_dict_u64(d, "net_" #f, sum.f);
 	NET_STATS(NET_TEL)
 #undef NET_TEL
+}
+
+/* The faults node @n injects, per link with faults: the spec as given
+ * (faults_<link>) and the counters summed over its cores
+ * (faults_<link>_<counter>). */
+static void tel_faults(struct rte_tel_data *d, unsigned n)
+{
+	static const char *const link[EBB_LINKS] = { "tap", "wire" };
+	static const char *const what[EBB_FAULT_COUNTERS] = {
+		"dropped", "duplicated", "reordered", "corrupted", "delayed",
+	};
+	struct ebb_cluster_node *cn = &fe.cl->node[n];
+	char key[64];
+
+	for (unsigned l = 0; l < EBB_LINKS; l++) {
+		const struct ebb_cluster_faults *cf = &cn->faults[l];
+
+		if (!cf->on)
+			continue;
+		snprintf(key, sizeof(key), "faults_%s", link[l]);
+		rte_tel_data_add_dict_string(d, key, fe.fault_spec[n][l]);
+		for (unsigned k = 0; k < EBB_FAULT_COUNTERS; k++) {
+			uint64_t sum = 0;
+
+			for (unsigned c = 0; c < cn->ncores; c++)
+				sum += __atomic_load_n(&cf->count[c][k],
+						       __ATOMIC_RELAXED);
+			snprintf(key, sizeof(key), "faults_%s_%s", link[l],
+				 what[k]);
+			rte_tel_data_add_dict_u64(d, key, sum);
+		}
+	}
 }
 
 /* Telemetry runs on DPDK's own thread: it reads the ports, pools and
@@ -1056,6 +1158,7 @@ static int tel_node_locked(const char *cmd, const char *params,
 #undef TEL_U64
 	}
 	tel_net(d, cn);
+	tel_faults(d, n);
 	if (n == 0) {
 		/* Shared memory in use, to see what restarts leak. */
 		struct rte_malloc_socket_stats ms;
@@ -1098,44 +1201,160 @@ static int assign_cpus(void)
 	return 0;
 }
 
+/* --- the clean-up watchdog --- */
+
+/* Deadline (ms, CLOCK_MONOTONIC) of the clean-up step under way, or 0. */
+static _Atomic uint64_t wd_deadline;
+static const char *_Atomic wd_what;
+
+/* A clean-up step that has not ended by its deadline is stuck, most
+ * likely spinning on a lock of the shared memory that a killed node held
+ * (DPDK cannot recover one): remove what can be removed and exit. */
+static void *watchdog(void *arg)
+{
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+	(void)arg;
+	for (;;) {
+		uint64_t d = atomic_load(&wd_deadline);
+
+		if (d != 0 && now_ms() >= d)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "ebbrt: clean-up stuck for %u s in %s (a lock of "
+			"the shared memory left held by a killed node?); "
+			"exiting without it\n",
+		FE_CLEANUP_MS / 1000, atomic_load(&wd_what));
+	fflush(NULL);
+	remove_files(fe.prefix);
+	if (fe.lockfd >= 0) {
+		char path[256];
+
+		ebb_fe_lock_path(fe.o->name, path, sizeof(path));
+		unlink(path);
+	}
+	/* The taps go with our fds. */
+	_exit(1);
+}
+
+/* Bound the clean-up step @what to FE_CLEANUP_MS (NULL: none runs). */
+static void watchdog_arm(const char *what)
+{
+	static bool started;
+
+	if (what == NULL) {
+		atomic_store(&wd_deadline, 0);
+		return;
+	}
+	atomic_store(&wd_what, what);
+	atomic_store(&wd_deadline, now_ms() + FE_CLEANUP_MS);
+	if (!started) {
+		pthread_t t;
+		sigset_t all, old;
+
+		/* Signals stay with the main thread's signalfd. */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		if (pthread_create(&t, NULL, watchdog, NULL) == 0) {
+			pthread_detach(t);
+			started = true;
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+}
+
+/* Events while stopping: exits, output, control messages; signals are
+ * read and ignored (we are stopping already). */
+static void shutdown_events(int timeout_ms)
+{
+	struct epoll_event ev[16];
+	int k = epoll_wait(fe.epfd, ev, 16, timeout_ms);
+
+	for (int i = 0; i < k; i++) {
+		unsigned kind = (unsigned)(ev[i].data.u64 >> 32);
+		unsigned n = (unsigned)(ev[i].data.u64 >> 16) & 0xffff;
+
+		if (kind == EV_PID) {
+			/* Frees the node's shared objects: may meet a lock
+			 * a killed node left. */
+			watchdog_arm("freeing what a node left");
+			on_exit_of(n);
+			watchdog_arm(NULL);
+		} else if (kind == EV_OUT || kind == EV_ERR) {
+			on_output(n, kind == EV_ERR);
+		} else if (kind == EV_CTL) {
+			on_ctl(n);
+		} else if (kind == EV_SIGNAL) {
+			struct signalfd_siginfo si;
+
+			if (read(fe.sigfd, &si, sizeof(si)) < 0)
+				continue;
+		}
+	}
+}
+
+/*
+ * Stop the nodes one after the other: STOP, wait for the exit, then the
+ * next. A node tearing down frees shared memory, and DPDK then has the
+ * primary sync every other process while the node holds the heap's lock;
+ * a process in the middle of its own teardown may never answer, which
+ * holds the lock for DPDK's 5 s timeout. One at a time, nobody waits on
+ * a dying peer. A node that does not stop within FE_STOP_GRACE_MS (past
+ * that timeout) is killed.
+ */
 static void shutdown_all(void)
 {
-	uint64_t deadline = now_ms() + FE_STOP_GRACE_MS;
+	uint64_t deadline = now_ms() + FE_STOP_STARTING_MS;
+	bool starting = false;
 
 	begin_stop(fe.exit_code);
-	while (live_nodes() > 0) {
-		struct epoll_event ev[16];
-		int64_t left = (int64_t)(deadline - now_ms());
-		int k;
-
-		if (left <= 0) {
-			for (unsigned n = 1; n < fe.nnodes; n++)
-				if (fe.node[n].pid > 0) {
-					fprintf(stderr, "ebbrt: node %u did not "
-							"stop; killing it\n",
-						n);
-					kill(fe.node[n].pid, SIGKILL);
-				}
-			deadline = now_ms() + FE_STOP_GRACE_MS;
-			continue;
+	for (unsigned n = 1; n < fe.nnodes; n++)
+		if (fe.node[n].pid > 0 && atomic_load(&fe.cl->node[n].state) ==
+						  EBB_NODE_STARTING) {
+			send_stop(n);
+			starting = true;
 		}
-		k = epoll_wait(fe.epfd, ev, 16, (int)left);
-		for (int i = 0; i < k; i++) {
-			unsigned kind = (unsigned)(ev[i].data.u64 >> 32);
-			unsigned n = (unsigned)(ev[i].data.u64 >> 16) & 0xffff;
+	while (starting) {
+		int64_t left = (int64_t)(deadline - now_ms());
 
-			if (kind == EV_PID)
-				on_exit_of(n);
-			else if (kind == EV_OUT || kind == EV_ERR)
-				on_output(n, kind == EV_ERR);
-			else if (kind == EV_CTL)
-				on_ctl(n);
-			else if (kind == EV_SIGNAL) {
-				struct signalfd_siginfo si;
-
-				if (read(fe.sigfd, &si, sizeof(si)) < 0)
-					continue;
+		starting = false;
+		for (unsigned n = 1; n < fe.nnodes; n++) {
+			if (fe.node[n].pid <= 0 ||
+			    atomic_load(&fe.cl->node[n].state) !=
+				    EBB_NODE_STARTING)
+				continue;
+			starting = true;
+			if (left <= 0) {
+				fprintf(stderr, "ebbrt: node %u never became "
+						"ready; killing it\n",
+					n);
+				kill(fe.node[n].pid, SIGKILL);
 			}
+		}
+		if (left <= 0)
+			deadline = now_ms() + FE_STOP_STARTING_MS;
+		else if (starting)
+			shutdown_events((int)left);
+	}
+	for (unsigned n = 1; n < fe.nnodes; n++) {
+		uint64_t deadline = now_ms() + FE_STOP_GRACE_MS;
+
+		if (fe.node[n].pid <= 0)
+			continue;
+		send_stop(n);
+		while (fe.node[n].pid > 0) {
+			int64_t left = (int64_t)(deadline - now_ms());
+
+			if (left <= 0) {
+				fprintf(stderr, "ebbrt: node %u did not stop "
+						"within %u s; killing it\n",
+					n, FE_STOP_GRACE_MS / 1000);
+				kill(fe.node[n].pid, SIGKILL);
+				deadline = now_ms() + FE_STOP_GRACE_MS;
+				continue;
+			}
+			shutdown_events((int)left);
 		}
 	}
 }
@@ -1145,13 +1364,19 @@ static void release_all(void)
 	pthread_mutex_lock(&tel_lock);
 	tel_closed = true;
 	pthread_mutex_unlock(&tel_lock);
+	watchdog_arm("closing the ports and DPDK");
+	/* The wire first: frames still on its rings come from the sending
+	 * node's pool, which closing that node's port frees. */
 	for (unsigned n = 1; n < fe.nnodes; n++) {
-		ebb_nic_close(fe.node[n].nic);
-		fe.node[n].nic = NULL;
 		ebb_nic_close(fe.node[n].wire);
 		fe.node[n].wire = NULL;
 	}
+	for (unsigned n = 1; n < fe.nnodes; n++) {
+		ebb_nic_close(fe.node[n].nic);
+		fe.node[n].nic = NULL;
+	}
 	ebb_fini();
+	watchdog_arm(NULL);
 	remove_files(fe.prefix);
 	if (fe.lockfd >= 0) {
 		char path[256];
@@ -1374,6 +1599,8 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 		rc = make_node_memory(n);
 	if (!rc)
 		rc = open_ports();
+	if (!rc)
+		set_faults();
 	if (!rc)
 		rc = ebb_start();
 	if (rc) {

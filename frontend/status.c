@@ -118,6 +118,30 @@ static void print_net(const char *js)
 		printf("\n");
 }
 
+/* The faults the node injects, per link that has them: the spec and what
+ * it did so far. */
+static void print_faults(const char *js)
+{
+	static const char *const link[] = { "tap", "wire" };
+	static const char *const what[] = {
+		"dropped", "duplicated", "reordered", "corrupted", "delayed",
+	};
+	char key[64], spec[128];
+
+	for (unsigned l = 0; l < 2; l++) {
+		snprintf(key, sizeof(key), "faults_%s", link[l]);
+		if (!json_get(js, key, spec, sizeof(spec)))
+			continue;
+		printf("      faults %s (%s):", link[l], spec);
+		for (unsigned k = 0; k < 5; k++) {
+			snprintf(key, sizeof(key), "faults_%s_%s", link[l],
+				 what[k]);
+			printf(" %s=%" PRIu64, what[k], json_u64(js, key));
+		}
+		printf("\n");
+	}
+}
+
 int ebb_fe_status(const char *name)
 {
 	static char js[TEL_BUF];
@@ -191,6 +215,7 @@ int ebb_fe_status(const char *name)
 			       v[7], v[8]);
 		}
 		print_net(js);
+		print_faults(js);
 	}
 	printf("shared heap in use: %" PRIu64 " bytes\n", heap);
 	close(fd);

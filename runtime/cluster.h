@@ -20,7 +20,7 @@ struct rte_mempool;
 
 #define EBB_CLUSTER_MZ "ebbrt_cluster"
 #define EBB_CLUSTER_MAGIC 0x45424243u	/* "EBBC" */
-#define EBB_CLUSTER_VERSION 1u
+#define EBB_CLUSTER_VERSION 2u
 /* Environment of a node the frontend launched: its end of the control
  * socket. */
 #define EBB_CONTROL_FD_ENV "EBBRT_CONTROL_FD"
@@ -45,6 +45,34 @@ struct ebb_core_pub {
 	struct ebb_core_stats st;	/* written by the owner (relaxed) */
 	struct ebb_msg_stats msg;	/* written by the owner (relaxed) */
 } __rte_cache_aligned;
+
+/* The links of a node that `ebbrt run --faults` can impair: its port (a
+ * tap facing Linux, or its device) and its end of the wire. */
+enum ebb_cluster_link { EBB_LINK_PORT, EBB_LINK_WIRE, EBB_LINKS };
+
+/* Counters of struct ebb_cluster_faults, in the order of struct
+ * ebb_nic_stats' faults_* fields. */
+enum {
+	EBB_FAULT_DROPPED,
+	EBB_FAULT_DUPLICATED,
+	EBB_FAULT_REORDERED,
+	EBB_FAULT_CORRUPTED,
+	EBB_FAULT_DELAYED,
+	EBB_FAULT_COUNTERS,
+};
+
+/* Faults a node injects on what it sends on one link (drivers/nic.c gives
+ * them to ebb_nic_set_faults() when the node borrows the port). The
+ * settings are the frontend's, written before the node starts; the
+ * counters are the node's, per core (relaxed stores), zeroed when it
+ * borrows the port. */
+struct ebb_cluster_faults {
+	uint32_t on;
+	uint32_t delay_us;
+	uint64_t seed;
+	double drop, duplicate, reorder, corrupt;
+	uint64_t count[EBB_MAX_CORES][EBB_FAULT_COUNTERS];
+};
 
 /* One node of the cluster; slot 0 is the frontend. Written by the
  * frontend, except the cores' pub blocks and ready. */
@@ -71,6 +99,8 @@ struct ebb_cluster_node {
 	 * per core, for `ebbrt status`: a struct ebb_net_stats each. */
 	_Atomic int net_claimed;
 	uint64_t net_stats[EBB_MAX_CORES][EBB_NET_STATS_WORDS];
+	/* `ebbrt run --faults`, per link (enum ebb_cluster_link). */
+	struct ebb_cluster_faults faults[EBB_LINKS];
 };
 
 /* The GlobalIdMap store (ebbs/gidmap.c): a fixed table in the control

@@ -374,6 +374,67 @@ case_start_fail() {
 	left_nothing
 }
 
+# --faults on the taps (no netem here): node 1 drops 30% of what it sends
+# to Linux, node 2 delays, reorders and duplicates; status counts it; bad
+# specs are refused; the stop is clean and quick with frames still held in
+# node 2's fault stage (delayed) at that moment.
+case_faults() {
+	local out rc ip1 ip2 loss t0 ms
+	for bad in tap:drop=1.5 tap:bogus=1 foo:drop=0.1 tap:drop tap@9:drop=0.1 wire:drop=0.1; do
+		out=$("$ebbrt" run --name "$name" --subnet $subnet --faults "$bad" -- "$demo" 2>&1); rc=$?
+		[ $rc = 2 ] && [ "$(echo "$out" | wc -l)" = 1 ] && echo "$out" | grep -q -- "--faults" ||
+			fail "bad --faults $bad: exit $rc, '$out'"
+	done
+	start --faults tap:drop=0.3,seed=1 --faults tap@2:delay_us=20000,reorder=0.2,dup=0.1,seed=2
+	ip1=$(node_ip 1)
+	ip2=$(node_ip 2)
+	# ARP first: its replies are dropped too, and a ping with no
+	# neighbour is an error, not a loss.
+	for _ in $(seq 20); do ping -c 1 -W 1 -q "$ip1" >/dev/null 2>&1 && break; done
+	loss=$(ping -c 100 -i 0.01 -W 1 -q "$ip1" | sed -n 's/.* \([0-9.]*\)% packet loss.*/\1/p')
+	echo "node 1, drop=0.3: ${loss}% of 100 pings lost"
+	awk -v l="$loss" 'BEGIN { exit !(l != "" && l >= 15 && l <= 45) }' || fail "ping loss '$loss'% not in 15..45"
+	"$ebbrt" status --name "$name" >"$log.st" || fail "status failed"
+	grep -q "faults tap (drop=0.3,seed=1): dropped=[1-9]" "$log.st" || { cat "$log.st"; fail "status: no drops counted on node 1"; }
+	# Node 2: nothing lost, every reply at least 20 ms late.
+	out=$(ping -c 30 -i 0.01 -W 2 "$ip2" 2>&1)
+	echo "$out" | grep -q " 0% packet loss" || fail "node 2 lost pings: $out"
+	echo "$out" | awk -F'time=' '/time=/ { split($2, a, " "); if (a[1] < 20) bad = 1 } END { exit bad }' ||
+		fail "node 2: a reply came before its 20 ms delay: $out"
+	"$ebbrt" status --name "$name" >"$log.st"
+	grep -q "faults tap (delay_us=20000,reorder=0.2,dup=0.1,seed=2): dropped=0 .*delayed=[1-9]" "$log.st" ||
+		{ cat "$log.st"; fail "status: node 2's delays not counted"; }
+	rm -f "$log.st"
+	# Stop under load, frames waiting in node 2's delay stage.
+	ping -i 0.002 -q "$ip2" >/dev/null 2>&1 &
+	sleep 0.3
+	t0=$(date +%s%N)
+	stop_clean
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	echo "stopped in $ms ms"
+	grep -q "did not stop\|stuck" "$log" && fail "a node had to be killed"
+	[ "$ms" -le 3000 ] || fail "the stop took $ms ms"
+}
+
+# --faults on the virtual wire: node 1 drops, duplicates, reorders and
+# delays what it sends to node 2 (test_cluster_msg --wire counts what
+# arrives; losing frames, its all-arrived check fails on purpose).
+case_faults_wire() {
+	local rc got sent
+	"$ebbrt" run --name "$name" --subnet $subnet --wire \
+		--faults wire:drop=0.3,dup=0.05,reorder=0.05,delay_us=100,seed=3 \
+		-- "$build/test/test_cluster_msg" --wire >"$log" 2>&1
+	rc=$?
+	grep "frames over the wire" "$log"
+	read -r got sent < <(sed -n 's/.*node 2: \([0-9]*\) of \([0-9]*\) frames over the wire.*/\1 \2/p' "$log")
+	[ -n "$got" ] && [ "$sent" -gt 0 ] || fail "no frame count"
+	[ $rc = 1 ] || fail "exit code $rc (1: the all-frames check fails under faults)"
+	awk -v g="$got" -v s="$sent" 'BEGIN { r = g / s; exit !(r >= 0.6 && r <= 0.85) }' ||
+		fail "$got of $sent frames arrived; want about 70% (drop=0.3, dup=0.05)"
+	grep -q "did not stop\|stuck" "$log" && fail "a node had to be killed"
+	left_nothing
+}
+
 # The command line: help, version, bad input, verbs with no cluster.
 case_cli() {
 	"$ebbrt" --help | grep -q "usage: ebbrt run" || fail "--help"

@@ -21,6 +21,7 @@
 
 #include <ebbrt/ebbrt.h>
 #include <ebbrt/net.h>
+#include <ebbrt/tcp.h>
 
 #include <ebbrt/nic.h>
 
@@ -66,6 +67,9 @@ static_assert(EBB_UDP_MAX_PAYLOAD + 28 == NET_MTU, "UDP payload limit");
 #define UDP_SLOTS 256u
 #define UDP_MAX_SOCKS (UDP_SLOTS / 2)
 
+/* TCP listeners per interface. */
+#define TCP_MAX_LISTENERS 16u
+
 /* Frames one queue takes from other cores (datagrams whose next hop was
  * resolved there), a power of two. */
 #define NET_HANDOFF_SIZE 256u
@@ -87,6 +91,9 @@ struct net_queue {
 	/* Frames other cores resolved for this queue: multi-producer,
 	 * single consumer (the owner). */
 	struct rte_ring *handoff;
+	/* This queue's TCP: its connections and pending output (owner
+	 * only; tcp.c). */
+	struct tcp_queue *tcp;
 	/* counters: owner writes (STAT_ADD), anyone reads (relaxed); stp
 	 * is &st, or in a cluster node this core's slot of the control
 	 * block, where the frontend reads them (ebbrt status) */
@@ -165,6 +172,17 @@ struct ebb_net_if {
 	uint16_t udp_next_eph;		/* next ephemeral port to try */
 	/* Sockets closed on a core, freed at ebb_net_if_close() (lock). */
 	struct ebb_udp_sock *udp_dead;
+
+	/* TCP: settings (fixed once started), listeners by slot (writers
+	 * take tcp_lock; readers load with acquire), listeners closed on a
+	 * core (freed at close), and the interface's number among the
+	 * process's open interfaces, which names its connection tables. */
+	struct ebb_tcp_config tcp_cfg;
+	bool tcp_started;
+	rte_spinlock_t tcp_lock;
+	struct ebb_tcp_listener *tcp_lis[TCP_MAX_LISTENERS];
+	struct ebb_tcp_listener *tcp_dead;
+	unsigned slot;
 };
 
 struct ebb_udp_sock {
@@ -237,6 +255,31 @@ void net_arp_tick(struct ebb_timer *t, void *arg);
 /* A resolution started: make sure queue 0's core runs the ARP timer. */
 void net_arp_timer_need(struct ebb_net_if *nif);
 
+/* TCP in @m at @l4 (IP header at RTE_ETHER_HDR_LEN, @l4len bytes of IP
+ * payload, all present). NET_CONSUMED or NET_DROP (counted). */
+enum net_verdict net_tcp_input(struct net_queue *q, struct rte_mbuf *m,
+			       uint32_t l4, uint32_t l4len);
+/* Around a receive burst of @q: output, sends and frees that segments
+ * caused are done at the end, in one go. Owning core. */
+void net_tcp_burst_begin(struct net_queue *q);
+void net_tcp_burst_end(struct net_queue *q);
+/* Per-queue TCP state: made at attach (-ENOMEM), connections reset at
+ * detach (owning core), everything freed at close (cores stopped). */
+int net_tcp_queue_init(struct net_queue *q);
+void net_tcp_queue_detach(struct net_queue *q);
+void net_tcp_free_all(struct ebb_net_if *nif);
+
+/* The next hop towards @dst (network order): @dst itself on our subnet,
+ * the gateway elsewhere; 0 when there is none (no route). */
+static inline rte_be32_t net_next_hop(const struct ebb_net_if *nif,
+				      rte_be32_t dst)
+{
+	if (nif->netmask != 0 &&
+	    (dst & nif->netmask) == (nif->ip & nif->netmask))
+		return dst;
+	return nif->gateway;
+}
+
 /* Free every socket, open or closed. Cores stopped. */
 void net_udp_free_all(struct ebb_net_if *nif);
 
@@ -253,6 +296,68 @@ struct net_queue *net_my_queue(struct ebb_net_if *nif);
 /* Send one frame of our own on @q (owner), counting it in tx_frames or,
  * freeing it, drop_tx_full. Returns whether the nic took it. */
 bool net_tx_own(struct net_queue *q, struct rte_mbuf *m);
+
+/* One's complement sum of @len bytes of chain @m from @off, folded to 16
+ * bits (not complemented). DPDK 22.11's rte_raw_cksum_mbuf() is wrong when
+ * a segment after the first starts at an odd offset (it swaps the bytes of
+ * an unfolded sum), which a retransmission built from a partly
+ * acknowledged buffer hits: Linux then drops the segment. */
+static inline uint16_t net_raw_cksum_mbuf(const struct rte_mbuf *m,
+					  uint32_t off, uint32_t len)
+{
+	uint64_t sum = 0;
+	uint32_t done = 0;
+
+	for (; m != NULL && off >= rte_pktmbuf_data_len(m); m = m->next)
+		off -= rte_pktmbuf_data_len(m);
+	for (; m != NULL && done < len; m = m->next, off = 0) {
+		uint32_t n = RTE_MIN((uint32_t)rte_pktmbuf_data_len(m) - off,
+				     len - done);
+		uint16_t s = __rte_raw_cksum_reduce(__rte_raw_cksum(
+			rte_pktmbuf_mtod_offset(m, const void *, off), n, 0));
+
+		/* Bytes after an odd count sit in the other half of each
+		 * 16-bit word. */
+		sum += (done & 1) ? rte_bswap16(s) : s;
+		done += n;
+	}
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)sum;
+}
+
+/* The TCP or UDP checksum field for the segment at @l4 of chain @m (its
+ * checksum field zero), IPv4 header @ip: as rte_ipv4_udptcp_cksum_mbuf()
+ * with the sum above. */
+static inline uint16_t net_l4_cksum_mbuf(const struct rte_mbuf *m,
+					 const struct rte_ipv4_hdr *ip,
+					 uint32_t l4)
+{
+	uint32_t len = rte_be_to_cpu_16(ip->total_length) -
+		       (uint32_t)rte_ipv4_hdr_len(ip);
+	uint32_t sum = (uint32_t)net_raw_cksum_mbuf(m, l4, len) +
+		       rte_ipv4_phdr_cksum(ip, 0);
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = ~sum & 0xffff;
+	/* 0 means "no checksum" to UDP (RFC 768); the same for TCP. */
+	return sum == 0 ? 0xffff : (uint16_t)sum;
+}
+
+/* Whether the segment at @l4 of chain @m carries a right checksum. */
+static inline bool net_l4_cksum_ok(const struct rte_mbuf *m,
+				   const struct rte_ipv4_hdr *ip, uint32_t l4)
+{
+	uint32_t len = rte_be_to_cpu_16(ip->total_length) -
+		       (uint32_t)rte_ipv4_hdr_len(ip);
+	uint32_t sum = (uint32_t)net_raw_cksum_mbuf(m, l4, len) +
+		       rte_ipv4_phdr_cksum(ip, 0);
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return sum == 0xffff;
+}
 
 /* The frame is too short for its headers at @len bytes: shorter in all,
  * or (multi-segment) not all in the first segment, where the layers read

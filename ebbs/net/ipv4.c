@@ -48,7 +48,7 @@ static enum net_verdict icmp_input(struct net_queue *q, struct rte_mbuf *m,
 	/* Over the whole message, payload included, checksum field and
 	 * all: a valid one sums to 0xffff. The IP layer has checked that
 	 * @len bytes are there. */
-	if (rte_raw_cksum_mbuf(m, off, len, &sum) != 0 || sum != 0xffff) {
+	if (net_raw_cksum_mbuf(m, off, len) != 0xffff) {
 		STAT_ADD(q, drop_icmp, 1);
 		return NET_DROP;
 	}
@@ -61,8 +61,7 @@ static enum net_verdict icmp_input(struct net_queue *q, struct rte_mbuf *m,
 	icmp->icmp_type = RTE_IP_ICMP_ECHO_REPLY;
 	icmp->icmp_code = 0;
 	icmp->icmp_cksum = 0;
-	/* Cannot fail: the same range was summed above. */
-	(void)rte_raw_cksum_mbuf(m, off, len, &sum);
+	sum = net_raw_cksum_mbuf(m, off, len);
 	icmp->icmp_cksum = (rte_be16_t)~sum;
 	return NET_ECHO_REPLY;
 }
@@ -131,6 +130,8 @@ enum net_verdict net_ipv4_input(struct net_queue *q, struct rte_mbuf *m)
 	}
 	if (ip->next_proto_id == IPPROTO_UDP)
 		return net_udp_input(q, m, l3 + hlen, tot - hlen);
+	if (ip->next_proto_id == IPPROTO_TCP)
+		return net_tcp_input(q, m, l3 + hlen, tot - hlen);
 	if (ip->next_proto_id != IPPROTO_ICMP) {
 		STAT_ADD(q, drop_proto, 1);
 		return NET_DROP;

@@ -21,6 +21,26 @@ static bool ip_unusable(uint32_t ip)
 	return (ip >> 24) == 0 || (ip >> 24) == 127 || (ip >> 28) >= 0xe;
 }
 
+/* Numbers of the open interfaces (bits): a TCP connection table is named
+ * after its node, interface number and queue, and the frontend frees the
+ * tables of a node that died by those names. Main thread only. */
+static uint32_t slots_used;
+
+static unsigned net_if_slot_take(void)
+{
+	for (unsigned i = 0; i < 32; i++)
+		if (!(slots_used & (1u << i))) {
+			slots_used |= 1u << i;
+			return i;
+		}
+	return 31;	/* shared: table names then collide, creation fails */
+}
+
+static void net_if_slot_put(unsigned slot)
+{
+	slots_used &= ~(1u << slot);
+}
+
 __rte_cold
 struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 				   const struct ebb_net_config *cfg)
@@ -89,6 +109,8 @@ struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 		rte_seqcount_init(&nif->arp[i].sc);
 	ebb_timer_init(&nif->arp_timer, net_arp_tick, &nif->q[0]);
 	rte_spinlock_init(&nif->udp_lock);
+	rte_spinlock_init(&nif->tcp_lock);
+	nif->slot = net_if_slot_take();
 	return nif;
 }
 
@@ -109,8 +131,10 @@ void ebb_net_if_close(struct ebb_net_if *nif)
 		free(r);
 	}
 	net_udp_free_all(nif);
+	net_tcp_free_all(nif);
 	if (nif->stats_claimed)
 		ebb_cluster_net_release();
+	net_if_slot_put(nif->slot);
 	free(nif);
 }
 
@@ -196,6 +220,7 @@ static void net_rx(void *arg, struct rte_mbuf **pkts, uint16_t n)
 	 * waited longest. */
 	if (q->handoff != NULL && !rte_ring_empty(q->handoff))
 		(void)net_handoff_drain(q);
+	net_tcp_burst_begin(q);
 	/* nic.h promises at most 32; stay correct if that grows. */
 	while (n > 0) {
 		uint16_t k = (uint16_t)RTE_MIN(n, NET_BURST);
@@ -204,6 +229,7 @@ static void net_rx(void *arg, struct rte_mbuf **pkts, uint16_t n)
 		pkts += k;
 		n = (uint16_t)(n - k);
 	}
+	net_tcp_burst_end(q);
 }
 
 struct net_queue *net_my_queue(struct ebb_net_if *nif)
@@ -250,9 +276,12 @@ int ebb_net_if_attach(struct ebb_net_if *nif, unsigned queue)
 		}
 		q->handoff = r;
 	}
+	if (q->tcp == NULL && net_tcp_queue_init(q) != 0)
+		return -ENOMEM;
 	rc = ebb_nic_attach(nif->nic, queue, net_rx, q);
 	if (rc)
 		return rc;
+	nif->tcp_started = true;
 	q->core = core;
 	if (nif->core_q[core] == NET_NO_QUEUE)
 		nif->core_q[core] = (uint8_t)queue;
@@ -284,6 +313,8 @@ int ebb_net_if_detach(struct ebb_net_if *nif, unsigned queue)
 		return -EPERM;
 	if (nif == NULL || queue >= EBB_MAX_CORES)
 		return -EINVAL;
+	if (nif->q[queue].attached && nif->q[queue].core == core)
+		net_tcp_queue_detach(&nif->q[queue]);
 	rc = ebb_nic_detach(nif->nic, queue);
 	if (rc)
 		return rc;
@@ -351,6 +382,24 @@ int ebb_net_if_stats(const struct ebb_net_if *nif, struct ebb_net_stats *out)
 		SUM(icmp_unreach_limited);
 		SUM(tx_no_route);
 		SUM(rx_csum_by_device);
+		SUM(tcp_rx);
+		SUM(tcp_bad);
+		SUM(tcp_bad_checksum);
+		SUM(tcp_tx);
+		SUM(tcp_rst_sent);
+		SUM(tcp_rst_rcvd);
+		SUM(tcp_accepted);
+		SUM(tcp_connected);
+		SUM(tcp_no_listener);
+		SUM(tcp_conns_full);
+		SUM(tcp_backlog_full);
+		SUM(tcp_retransmits);
+		SUM(tcp_fast_retransmits);
+		SUM(tcp_timeouts);
+		SUM(tcp_challenge_acks);
+		SUM(tcp_ooo);
+		SUM(tcp_dropped);
+		SUM(tcp_aborted);
 #undef SUM
 	}
 	return 0;

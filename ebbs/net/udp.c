@@ -349,7 +349,7 @@ int ebb_udp_send(struct ebb_udp_sock *s, uint32_t ip, uint16_t port,
 	if (m->nb_segs == 1)
 		udp->dgram_cksum = rte_ipv4_udptcp_cksum(iph, udp);
 	else
-		udp->dgram_cksum = rte_ipv4_udptcp_cksum_mbuf(
+		udp->dgram_cksum = net_l4_cksum_mbuf(
 			m, iph, RTE_ETHER_HDR_LEN + sizeof(*iph));
 	m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
 

@@ -49,6 +49,9 @@ struct ebb_nic *ebb_nic_open(const struct ebb_nic_config *cfg);
  * per core: core i must attach queue i. The frontend owns the port and
  * its pool; ebb_nic_close() releases only this handle. Rx interrupts
  * reach a halted core as the frontend set them up (`ebbrt run --msix`).
+ * Faults asked for with `ebbrt run --faults` are set on it (as by
+ * ebb_nic_set_faults()), and its fault counters show in `ebbrt status`;
+ * likewise for ebb_nic_node_wire().
  * Returns NULL with errno ENOTSUP (standalone), ENOENT (no port), ENOMEM.
  * Call on: the main thread, after ebb_init().
  */
@@ -186,6 +189,18 @@ struct ebb_nic_faults {
  * Call on: any thread.
  */
 int ebb_nic_set_faults(struct ebb_nic *nic, const struct ebb_nic_faults *f);
+
+/*
+ * The rx queue of @nic that a frame from @src_ip:@src_port to
+ * @dst_ip:@dst_port (IPv4, TCP or UDP, host order) reaches: 0 with one
+ * queue; by the device's RSS hash (rte_softrss() with its key and
+ * redirection table) with several. -1 when it cannot tell: a virtual
+ * wire (the peer answers on the queue it received on, so any port
+ * does) or a device without RSS. -EINVAL without @nic. Main thread or the
+ * core of any queue (the first call reads the device's RSS settings).
+ */
+int ebb_nic_rx_queue(struct ebb_nic *nic, uint32_t src_ip, uint32_t dst_ip,
+		     uint16_t src_port, uint16_t dst_port);
 
 /* Per-port counters. */
 struct ebb_nic_stats {

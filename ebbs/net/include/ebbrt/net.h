@@ -79,7 +79,8 @@ void ebb_net_if_close(struct ebb_net_if *nif);
  * Counters of an interface, per core, summed. Each frame received
  * (rx_frames) ends in exactly one of arp_replies_sent, arp_replies_rcvd,
  * icmp_echo_replies, udp_rx, udp_bad_len, udp_bad_checksum,
- * icmp_unreach_sent, icmp_unreach_limited or a drop_ counter; drop_tx_full
+ * icmp_unreach_sent, icmp_unreach_limited, tcp_rx, tcp_bad,
+ * tcp_bad_checksum or a drop_ counter; drop_tx_full
  * also counts frames of our own that did not leave (announcements, ARP
  * requests, datagrams released from the ARP queue).
  */
@@ -109,7 +110,7 @@ struct ebb_net_stats {
 	/* Always 0 here: a host accepts any TTL (RFC 1122 3.2.1.7); for a
 	 * forwarding stack later. */
 	uint64_t drop_ttl;
-	uint64_t drop_proto;		/* IPv4, neither ICMP nor UDP */
+	uint64_t drop_proto;		/* IPv4, not ICMP, UDP or TCP */
 	/* ICMP: shorter than 8 bytes, bad checksum, or not an echo
 	 * request. */
 	uint64_t drop_icmp;
@@ -145,6 +146,35 @@ struct ebb_net_stats {
 	/* Not an outcome: frames whose IPv4 header checksum the device
 	 * verified (rx checksum offload), so the stack did not. */
 	uint64_t rx_csum_by_device;
+
+	/* TCP (include/ebbrt/tcp.h). Outcomes of a received segment:
+	 * tcp_rx (the TCP layer took it), tcp_bad (a header shorter than
+	 * 20 bytes or than its data offset, or not in the first segment),
+	 * tcp_bad_checksum. The others are not outcomes. */
+	uint64_t tcp_rx;
+	uint64_t tcp_bad;
+	uint64_t tcp_bad_checksum;
+	uint64_t tcp_tx;		/* segments the nic took */
+	uint64_t tcp_rst_sent;
+	uint64_t tcp_rst_rcvd;		/* resets that closed a connection */
+	uint64_t tcp_accepted;		/* passive opens established */
+	uint64_t tcp_connected;		/* active opens established */
+	uint64_t tcp_no_listener;	/* segments for no connection and no
+					 * listener (answered with RST) */
+	uint64_t tcp_conns_full;	/* SYNs refused: the queue's table is
+					 * full (answered with RST) */
+	uint64_t tcp_backlog_full;	/* SYNs dropped: the listener's
+					 * half-open backlog is full */
+	uint64_t tcp_retransmits;	/* segments sent again (any cause) */
+	uint64_t tcp_fast_retransmits;	/* ... on three duplicate ACKs */
+	uint64_t tcp_timeouts;		/* retransmission timer expiries */
+	uint64_t tcp_challenge_acks;	/* RFC 5961 (and out-of-window
+					 * segments answered with an ACK) */
+	uint64_t tcp_ooo;		/* segments queued out of order */
+	/* Segments the layer dropped: outside the window, not acceptable
+	 * in the connection's state, out-of-order queue full. */
+	uint64_t tcp_dropped;
+	uint64_t tcp_aborted;		/* connections that timed out */
 };
 
 /*
