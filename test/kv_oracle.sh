@@ -6,11 +6,18 @@
 # binary: a few) and diffs the replies (version strings, stats values and
 # cas ids masked); then memccp/memccat round trips, memccapable, and a
 # memcslap run against ebbrt-kv-linux, which must report no errors.
-#   kv_oracle.sh BUILD_ROOT
+# With "ebbrt" the server under test is ebbrt-kv on the ebbrt TCP stack
+# instead: a one-node cluster (`ebbrt run`), reached over its tap.
+#   kv_oracle.sh BUILD_ROOT [linux|ebbrt]
 set -euo pipefail
 
-build=${1:?usage: kv_oracle.sh BUILD_ROOT}
-kv=$build/apps/kv/ebbrt-kv-linux
+build=${1:?usage: kv_oracle.sh BUILD_ROOT [linux|ebbrt]}
+mode=${2:-linux}
+case $mode in
+linux) kv=$build/apps/kv/ebbrt-kv-linux; name=ebbrt-kv-linux ;;
+ebbrt) kv=$build/apps/kv/ebbrt-kv; name=ebbrt-kv ;;
+*) echo "kv_oracle: mode is linux or ebbrt" >&2; exit 2 ;;
+esac
 [ -x "$kv" ] || { echo "kv_oracle: no $kv" >&2; exit 1; }
 for t in memcached memccp memccat memcslap memccapable python3; do
 	command -v "$t" >/dev/null ||
@@ -21,7 +28,7 @@ tmp=$(mktemp -d /tmp/kv_oracle.XXXXXX)
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
+		kill -INT "$p" 2>/dev/null || true
 	done
 	for p in "${pids[@]}"; do
 		wait "$p" 2>/dev/null || true
@@ -46,15 +53,24 @@ while len(ports) < 2:
     s.close()
 print(*ports)')
 
-"$kv" -l 127.0.0.1 -p "$kv_port" -t 2 -m 64 2>"$tmp/kv.err" &
-pids+=($!)
+kv_host=127.0.0.1
+if [ "$mode" = linux ]; then
+	"$kv" -l 127.0.0.1 -p "$kv_port" -t 2 -m 64 2>"$tmp/kv.err" &
+	pids+=($!)
+else
+	# scripts/test.sh sets up hugepages; the subnet is the tests' own.
+	kv_host=10.79.1.2
+	"$build/frontend/ebbrt" run --name kvoracle --subnet 10.79.0.0 \
+		--nodes 1 -- "$kv" -p "$kv_port" -m 64 >"$tmp/kv.err" 2>&1 &
+	pids+=($!)
+fi
 memcached -l 127.0.0.1 -p "$mc_port" -U 0 -t 1 -m 64 -u root \
 	2>"$tmp/mc.err" &
 pids+=($!)
 
 wait_port() {
 	for _ in $(seq 50); do
-		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 0.2)" \
+		python3 -c "import socket; socket.create_connection(('$2', $1), 0.2)" \
 			2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -62,20 +78,21 @@ wait_port() {
 	cat "$tmp"/*.err >&2
 	return 1
 }
-wait_port "$kv_port"
-wait_port "$mc_port"
+wait_port "$kv_port" "$kv_host"
+wait_port "$mc_port" 127.0.0.1
 
 fail=0
 
-echo "== scripted requests, ebbrt-kv-linux vs memcached"
-python3 - "$kv_port" "$mc_port" <<'EOF' || fail=1
+echo "== scripted requests, $name vs memcached"
+python3 - "$kv_port" "$mc_port" "$kv_host" <<'EOF' || fail=1
 import re, socket, struct, sys, time
 
 kv_port, mc_port = int(sys.argv[1]), int(sys.argv[2])
+host = {kv_port: sys.argv[3], mc_port: "127.0.0.1"}
 
 def exchange(port, chunks, idle=0.25):
     """Sends the chunks, reads until the server closes or stays quiet."""
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection((host[port], port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     out, closed = b"", False
     try:
@@ -253,6 +270,11 @@ bin_cases = [
 # after swallowing the whole claimed length; ebb-kv sends it at once. Here
 # memcached's reply must be a prefix of ebb-kv's (it is empty).
 deferred = {"huge_claim", "bin_huge_claim"}
+# Over a tap, a line longer than memcached's 2048-byte first read arrives
+# in 1460-byte segments: 2048 bytes without a newline, and memcached
+# itself then closes without a reply (as it does for line_too_long_split);
+# over loopback it reads the whole line at once and answers.
+by_segment = {"long_line_with_newline"} if host[kv_port] != "127.0.0.1" else set()
 
 diffs = 0
 for name, chunks in text_cases + bin_cases:
@@ -265,13 +287,15 @@ for name, chunks in text_cases + bin_cases:
         print("same  %s" % name)
     elif name in deferred and na.startswith(nb) and not ac and not bc:
         print("known %s: memcached defers %r" % (name, na))
+    elif name in by_segment and na == b"\n<closed>":
+        print("known %s: closed, as memcached does for a split line" % name)
     else:
         diffs += 1
         print("DIFF  %s\n  ebbrt-kv:  %r\n  memcached: %r" % (name, na[:600], nb[:600]))
 
 # A cas round trip needs the id the server handed out.
 def cas_flow(port):
-    s = socket.create_connection(("127.0.0.1", port))
+    s = socket.create_connection((host[port], port))
     f = s.makefile("rb")
     s.sendall(b"set cf 0 0 1\r\n1\r\ngets cf\r\n")
     f.readline(); hdr = f.readline(); f.readline(); f.readline()
@@ -292,11 +316,11 @@ for size in 1 1000 100000 1000000; do
 	f=$tmp/file_$size.bin
 	head -c $size /dev/urandom > "$f"
 	for proto in "" --binary; do
-		if ! memccp $proto --servers=127.0.0.1:$kv_port "$f"; then
+		if ! memccp $proto --servers=$kv_host:$kv_port "$f"; then
 			echo "memccp $proto $size failed"; fail=1; continue
 		fi
 		# memccat ends each value with a newline.
-		memccat $proto --servers=127.0.0.1:$kv_port "$(basename "$f")" \
+		memccat $proto --servers=$kv_host:$kv_port "$(basename "$f")" \
 			> "$tmp/out" || { echo "memccat $proto $size failed"; fail=1; }
 		if cmp -s -n $size "$f" "$tmp/out" &&
 		   [ "$(stat -c %s "$tmp/out")" -eq $((size + 1)) ]; then
@@ -308,7 +332,7 @@ for size in 1 1000 100000 1000000; do
 done
 
 echo "== memccapable (libmemcached's protocol conformance)"
-if memccapable -h 127.0.0.1 -p "$kv_port" > "$tmp/capable" 2>&1; then
+if memccapable -h "$kv_host" -p "$kv_port" > "$tmp/capable" 2>&1; then
 	echo "memccapable: $(grep -c pass "$tmp/capable") checks passed"
 else
 	cat "$tmp/capable"; fail=1
@@ -316,7 +340,7 @@ fi
 
 echo "== memcslap --concurrency=8 --execute-number=2000"
 for t in set get; do
-	if timeout 120 memcslap --servers=127.0.0.1:$kv_port --concurrency=8 \
+	if timeout 120 memcslap --servers=$kv_host:$kv_port --concurrency=8 \
 		--execute-number=2000 --test=$t > "$tmp/slap" 2>&1 &&
 	   ! grep -qi "error\|fail" "$tmp/slap"; then
 		echo "memcslap $t: ok ($(grep 'Time total' "$tmp/slap" | tr -s ' '))"
