@@ -37,8 +37,9 @@
 #define TCP_DATA_RETRIES 15u
 /* Challenge ACKs (RFC 5961 7) per second per queue. */
 #define TCP_CHALLENGE_RATE 1000u
-/* Segments buffered per queue before a send. */
-#define TCP_TX_BURST 32u
+/* Segments buffered per queue before a send; those the device refuses
+ * (a full ring) wait here for the next try. */
+#define TCP_TX_BURST 64u
 
 #define SEQ_LT(a, b) ((int32_t)((a) - (b)) < 0)
 #define SEQ_LEQ(a, b) ((int32_t)((a) - (b)) <= 0)
@@ -169,6 +170,7 @@ struct tcp_queue {
 	struct ebb_tcp_conn *out;	/* output to do at the end */
 	struct ebb_tcp_conn *grave;	/* to free at the end */
 	uint16_t ntx;
+	bool retry_on;			/* a tcp_tx_retry() event is queued */
 	struct rte_mbuf *tx[TCP_TX_BURST];
 	uint64_t chal_credit_ns, chal_last_ns;
 	uint16_t next_port;
@@ -215,11 +217,27 @@ static void tcp_tx_flush(struct net_queue *q)
 	sent = ebb_nic_tx(q->nif->nic, q->id, tq->tx, tq->ntx);
 	STAT_ADD(q, tx_frames, sent);
 	STAT_ADD(q, tcp_tx, sent);
-	if (sent < tq->ntx) {
-		STAT_ADD(q, drop_tx_full, tq->ntx - sent);
-		rte_pktmbuf_free_bulk(&tq->tx[sent], tq->ntx - sent);
-	}
-	tq->ntx = 0;
+	/* A full ring: keep the rest for the next flush rather than make
+	 * TCP find the loss by timer (tcp_leave() schedules a retry). */
+	if (sent != 0 && sent < tq->ntx)
+		memmove(tq->tx, &tq->tx[sent],
+			(tq->ntx - sent) * sizeof(tq->tx[0]));
+	tq->ntx = (uint16_t)(tq->ntx - sent);
+}
+
+static void tcp_enter(struct net_queue *q);
+static void tcp_leave(struct net_queue *q);
+
+/* Frames still waiting for room in the device: try again. */
+static void tcp_tx_retry(void *arg)
+{
+	struct net_queue *q = arg;
+
+	q->tcp->retry_on = false;
+	if (!__atomic_load_n(&q->attached, __ATOMIC_RELAXED))
+		return;		/* detached: net_tcp_queue_detach() freed them */
+	tcp_enter(q);
+	tcp_leave(q);
 }
 
 /* Queue a whole frame (headers built, destination MAC to fill) towards
@@ -245,6 +263,15 @@ static void tcp_tx_frame(struct net_queue *q, struct rte_mbuf *m,
 		/* The next hop's ARP queue is full (counted there). */
 		rte_pktmbuf_free(m);
 		return;
+	}
+	if (tq->ntx == TCP_TX_BURST) {
+		tcp_tx_flush(q);
+		if (tq->ntx == TCP_TX_BURST) {
+			/* The device is full and so is our buffer. */
+			STAT_ADD(q, drop_tx_full, 1);
+			rte_pktmbuf_free(m);
+			return;
+		}
 	}
 	tq->tx[tq->ntx++] = m;
 	if (tq->ntx == TCP_TX_BURST)
@@ -289,6 +316,9 @@ static void tcp_leave(struct net_queue *q)
 			tcp_timer_arm(c);
 	}
 	tcp_tx_flush(q);
+	if (tq->ntx != 0 && !tq->retry_on &&
+	    ebb_spawn_local(tcp_tx_retry, q) == 0)
+		tq->retry_on = true;
 	while (tq->grave != NULL) {
 		struct ebb_tcp_conn *c = tq->grave;
 
@@ -2196,10 +2226,11 @@ void net_tcp_queue_detach(struct net_queue *q)
 	void *data;
 	uint32_t next = 0;
 
-	if (tq == NULL || tq->h == NULL)
+	if (tq == NULL)
 		return;
 	tcp_enter(q);
-	while (rte_hash_iterate(tq->h, &key, &data, &next) >= 0) {
+	while (tq->h != NULL &&
+	       rte_hash_iterate(tq->h, &key, &data, &next) >= 0) {
 		struct ebb_tcp_conn *c = data;
 
 		c->app_closed = true;	/* no callbacks */
@@ -2211,6 +2242,13 @@ void net_tcp_queue_detach(struct net_queue *q)
 			ebb_tcp_abort(c);
 	}
 	tcp_leave(q);
+	/* The resets, as far as the device takes them; the queue goes. */
+	tcp_tx_flush(q);
+	if (tq->ntx != 0) {
+		STAT_ADD(q, drop_tx_full, tq->ntx);
+		rte_pktmbuf_free_bulk(tq->tx, tq->ntx);
+		tq->ntx = 0;
+	}
 }
 
 __rte_cold
