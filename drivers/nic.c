@@ -295,6 +295,12 @@ static struct rte_mbuf *faults_corrupt(struct nic_queue *q,
 		return m;
 	*rte_pktmbuf_mtod_offset(s, uint8_t *, off) ^=
 		(uint8_t)(1u << (bit % 8u));
+	/* A sum left to the wire (ebb_nic_tx_l4_csum_offload()) would be
+	 * computed by a NIC before the damage: the receiver's NIC finds it
+	 * wrong. */
+	if (m->ol_flags & RTE_MBUF_F_TX_L4_MASK)
+		m->ol_flags = (m->ol_flags & ~RTE_MBUF_F_RX_L4_CKSUM_MASK) |
+			      RTE_MBUF_F_RX_L4_CKSUM_BAD;
 	STAT_ADD(q, fc[EBB_FAULT_CORRUPTED], 1);
 	return m;
 }
@@ -466,6 +472,34 @@ static bool rxq_pending(void *arg)
 	return q->nstash != 0 || due;
 }
 
+/* A wire delivers the sender's mbufs: turn its checksum offload request
+ * into the verdict a checking NIC would give (GOOD, or BAD when the fault
+ * injector flipped a bit), and clear receive flags a frame may carry from
+ * an earlier life (an echoed buffer). */
+static void wire_rx_csum(struct rte_mbuf **pkts, uint16_t n)
+{
+	const uint64_t rx = RTE_MBUF_F_RX_L4_CKSUM_MASK |
+			    RTE_MBUF_F_RX_IP_CKSUM_MASK;
+
+	for (uint16_t i = 0; i < n; i++) {
+		uint64_t f = pkts[i]->ol_flags;
+		uint64_t v = 0;
+
+		if (f & RTE_MBUF_F_TX_L4_MASK)
+			v = (f & RTE_MBUF_F_RX_L4_CKSUM_MASK) ==
+					    RTE_MBUF_F_RX_L4_CKSUM_BAD ?
+				    RTE_MBUF_F_RX_L4_CKSUM_BAD :
+				    RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+		pkts[i]->ol_flags = (f & ~(rx | RTE_MBUF_F_TX_OFFLOAD_MASK)) |
+				    v;
+	}
+}
+
+bool ebb_nic_tx_l4_csum_offload(const struct ebb_nic *nic)
+{
+	return nic != NULL && (nic->wire != NULL || nic->peer_node >= 0);
+}
+
 static void rxq_handle(void *arg)
 {
 	struct nic_queue *q = arg;
@@ -478,6 +512,8 @@ static void rxq_handle(void *arg)
 		return;
 	memcpy(pkts, q->stash, sizeof(pkts[0]) * n);
 	q->nstash = 0;
+	if (q->nic->wire != NULL || q->nic->peer_node >= 0)
+		wire_rx_csum(pkts, n);
 	STAT_ADD(q, rx_packets, n);
 	STAT_ADD(q, rx_bursts, 1);
 	q->fn(q->arg, pkts, n);

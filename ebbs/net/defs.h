@@ -137,6 +137,9 @@ struct arp_entry {
 
 struct ebb_net_if {
 	struct ebb_nic *nic;
+	/* The nic takes TCP/UDP checksums (a virtual wire:
+	 * ebb_nic_tx_l4_csum_offload()). */
+	bool tx_l4_offload;
 	bool stats_claimed;	/* its counters are the node's, in the cluster
 				 * control block */
 	struct rte_ether_addr mac;

@@ -283,7 +283,7 @@ static void tcp_enter(struct net_queue *q)
 	q->tcp->depth++;
 }
 
-static void tcp_output(struct ebb_tcp_conn *c);
+static bool tcp_output(struct ebb_tcp_conn *c);
 static void tcp_timer_arm(struct ebb_tcp_conn *c);
 static void tcp_conn_free(struct ebb_tcp_conn *c);
 
@@ -292,6 +292,7 @@ static void tcp_conn_free(struct ebb_tcp_conn *c);
 static void tcp_leave(struct net_queue *q)
 {
 	struct tcp_queue *tq = q->tcp;
+	struct ebb_tcp_conn *blocked = NULL;
 
 	RTE_ASSERT(tq->depth > 0);
 	if (tq->depth > 1) {
@@ -310,13 +311,20 @@ static void tcp_leave(struct net_queue *q)
 			tq->grave = c;
 			continue;
 		}
-		tcp_output(c);
+		if (tcp_output(c)) {
+			/* The device is full: it stays listed for the
+			 * retry, its data unsent rather than lost. */
+			c->listed = true;
+			c->next = blocked;
+			blocked = c;
+		}
 		/* Output may run callbacks (writable) that list it again. */
 		if (!c->dead)
 			tcp_timer_arm(c);
 	}
+	tq->out = blocked;
 	tcp_tx_flush(q);
-	if (tq->ntx != 0 && !tq->retry_on &&
+	if ((tq->ntx != 0 || tq->out != NULL) && !tq->retry_on &&
 	    ebb_spawn_local(tcp_tx_retry, q) == 0)
 		tq->retry_on = true;
 	while (tq->grave != NULL) {
@@ -553,12 +561,19 @@ static void tcp_build(struct net_queue *q, struct rte_mbuf *m,
 	th->tcp_urp = 0;
 	if (optlen != 0)
 		memcpy(th + 1, opt, optlen);
-	if (m->nb_segs == 1)
+	m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
+	if (nif->tx_l4_offload) {
+		/* A virtual wire: its receiver is told the sum is good. */
+		m->l2_len = RTE_ETHER_HDR_LEN;
+		m->l3_len = sizeof(*ip);
+		m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_TCP_CKSUM;
+		th->cksum = rte_ipv4_phdr_cksum(ip, m->ol_flags);
+	} else if (m->nb_segs == 1) {
 		th->cksum = rte_ipv4_udptcp_cksum(ip, th);
-	else
+	} else {
 		th->cksum = net_l4_cksum_mbuf(m, ip,
 					      RTE_ETHER_HDR_LEN + sizeof(*ip));
-	m->ol_flags &= ~RTE_MBUF_F_TX_OFFLOAD_MASK;
+	}
 }
 
 /* A segment with no connection behind it (RST), from a fresh mbuf. */
@@ -744,9 +759,20 @@ static bool tcp_can_send_data(const struct ebb_tcp_conn *c)
 	       c->state == TCP_LAST_ACK;
 }
 
+/* Room for one more segment: a free slot in the queue's buffer, or one
+ * that a send to the device makes. */
+static bool tcp_tx_room(struct net_queue *q)
+{
+	if (q->tcp->ntx < TCP_TX_BURST)
+		return true;
+	tcp_tx_flush(q);
+	return q->tcp->ntx < TCP_TX_BURST;
+}
+
 /* Send what the windows allow, then the FIN once all data went, then an
- * owed ACK if nothing carried it. */
-static void tcp_output(struct ebb_tcp_conn *c)
+ * owed ACK if nothing carried it. Returns true when the device's full
+ * ring stopped it (try again later). */
+static bool tcp_output(struct ebb_tcp_conn *c)
 {
 	uint32_t end = c->sq_seq + c->sq_bytes;
 
@@ -789,6 +815,8 @@ static void tcp_output(struct ebb_tcp_conn *c)
 		}
 		if (len == 0 && !(flags & F_FIN))
 			break;
+		if (!tcp_tx_room(c->q))
+			return true;
 		if (seq + len == end)
 			flags |= F_PSH;
 		if (!tcp_xmit(c, seq, len, flags))
@@ -808,11 +836,14 @@ static void tcp_output(struct ebb_tcp_conn *c)
 	}
 ack:
 	if (!c->ack_now)
-		return;
+		return false;
+	if (!tcp_tx_room(c->q))
+		return true;
 	if (c->state == TCP_SYN_RCVD)
 		tcp_send_syn(c);	/* a SYN again: our SYN-ACK was lost */
 	else if (c->state != TCP_CLOSED && c->state != TCP_SYN_SENT)
 		tcp_send_ack(c);
+	return false;
 }
 
 /* --- timers --- */
@@ -2067,12 +2098,15 @@ ssize_t ebb_tcp_send_buf(struct ebb_tcp_conn *c, const void *buf, size_t len)
 			break;
 		}
 		/* Fill the last buffer first: small sends share one. Safe
-		 * even if it was sent: clones cover only their range. */
+		 * even if it was sent: clones cover only their range. A
+		 * buffer holds at most one MSS, so that a full segment is
+		 * one buffer (one clone) when it leaves. */
 		if (t != NULL && RTE_MBUF_DIRECT(t) &&
 		    rte_mbuf_refcnt_read(t) == 1 &&
-		    rte_pktmbuf_tailroom(t) > 0) {
+		    rte_pktmbuf_tailroom(t) > 0 && t->data_len < c->mss) {
 			n = RTE_MIN(RTE_MIN(len - done, room),
-				    (size_t)rte_pktmbuf_tailroom(t));
+				    RTE_MIN((size_t)rte_pktmbuf_tailroom(t),
+					    (size_t)(c->mss - t->data_len)));
 			dst = rte_pktmbuf_append(t, (uint16_t)n);
 		} else {
 			struct rte_mbuf *m;
@@ -2083,7 +2117,8 @@ ssize_t ebb_tcp_send_buf(struct ebb_tcp_conn *c, const void *buf, size_t len)
 			if (m == NULL)
 				break;
 			n = RTE_MIN(RTE_MIN(len - done, room),
-				    (size_t)rte_pktmbuf_tailroom(m));
+				    RTE_MIN((size_t)rte_pktmbuf_tailroom(m),
+					    (size_t)c->mss));
 			dst = rte_pktmbuf_append(m, (uint16_t)n);
 			c->sq[(c->sq_head + c->sq_n) % c->sq_cap] = m;
 			c->sq_n++;

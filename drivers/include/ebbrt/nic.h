@@ -202,6 +202,20 @@ int ebb_nic_set_faults(struct ebb_nic *nic, const struct ebb_nic_faults *f);
 int ebb_nic_rx_queue(struct ebb_nic *nic, uint32_t src_ip, uint32_t dst_ip,
 		     uint16_t src_port, uint16_t dst_port);
 
+/*
+ * Whether a sender on @nic may leave the TCP or UDP checksum to it: true
+ * for a virtual wire end (ebb_nic_open_wire(), ebb_nic_node_wire()). Set
+ * RTE_MBUF_F_TX_IPV4 and RTE_MBUF_F_TX_TCP_CKSUM (or _UDP_CKSUM), l2_len
+ * and l3_len; the frame crosses the wire as it is and its receiver gets
+ * RTE_MBUF_F_RX_L4_CKSUM_GOOD, as virtio between guests of one host or
+ * Linux's loopback skip the sum. A frame the fault injector corrupts
+ * arrives with RTE_MBUF_F_RX_L4_CKSUM_BAD instead, as a NIC that checks
+ * would say. Frames sent without the flags arrive with the receive
+ * checksum flags cleared (unknown: the receiver sums). Other ports: false.
+ * Any thread.
+ */
+bool ebb_nic_tx_l4_csum_offload(const struct ebb_nic *nic);
+
 /* Per-port counters. */
 struct ebb_nic_stats {
 	uint64_t rx_packets, tx_packets, tx_full;	/* tx_full: not taken */
