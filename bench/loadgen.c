@@ -23,6 +23,21 @@ struct slot {
 	uint32_t flow;		/* SLOT_FREE once answered or lost */
 };
 
+/*
+ * LOADGEN_MATCH_ORDER: the sequence numbers sent on one flow whose reply
+ * has not come, oldest first; a power-of-two ring that doubles when full
+ * (a flow behind a slow server in an open loop keeps growing it).
+ */
+struct order_fifo {
+	uint64_t *seq;
+	uint32_t head;		/* oldest, next to be answered */
+	uint32_t tail;		/* where the next send goes */
+	uint32_t mask;
+};
+
+#define ORDER_FIFO_MIN 16u
+#define ORDER_FIFO_MAX (1u << 24)
+
 #define SLOT_FREE UINT32_MAX
 #define RING_MIN_CLOSED (1u << 18)
 #define RING_MIN_OPEN (1u << 12)
@@ -48,6 +63,9 @@ struct loadgen {
 	/* Closed loop: flows owed a request (a timeout, a failed send). */
 	uint32_t *owed;
 	uint32_t nowed, owed_cap;
+
+	/* LOADGEN_MATCH_ORDER: one FIFO per flow. */
+	struct order_fifo *fifo;
 
 	/* Open loop: the next arrival and the flow it goes to. */
 	double next_arrival;
@@ -198,8 +216,13 @@ struct loadgen *loadgen_create(const struct loadgen_config *cfg,
 	uint64_t cap;
 
 	if (cfg == NULL || t == NULL || t->send == NULL || t->now_ns == NULL ||
-	    cfg->flows == 0 || cfg->payload < LOADGEN_HDR_SIZE ||
-	    cfg->payload > LOADGEN_MAX_PAYLOAD || cfg->duration_ns == 0 ||
+	    cfg->flows == 0 ||
+	    (cfg->match != LOADGEN_MATCH_SEQ &&
+	     cfg->match != LOADGEN_MATCH_ORDER) ||
+	    (cfg->match == LOADGEN_MATCH_SEQ &&
+	     (cfg->payload < LOADGEN_HDR_SIZE ||
+	      cfg->payload > LOADGEN_MAX_PAYLOAD)) ||
+	    cfg->flows > (1u << 20) || cfg->duration_ns == 0 ||
 	    cfg->timeout_ns == 0 ||
 	    (cfg->mode == LOADGEN_CLOSED &&
 	     (cfg->window == 0 ||
@@ -243,11 +266,29 @@ struct loadgen *loadgen_create(const struct loadgen_config *cfg,
 		if (lg->owed == NULL)
 			goto fail;
 	}
+	if (cfg->match == LOADGEN_MATCH_ORDER) {
+		lg->fifo = calloc(cfg->flows, sizeof(*lg->fifo));
+		if (lg->fifo == NULL)
+			goto fail;
+		for (uint32_t f = 0; f < cfg->flows; f++) {
+			uint32_t n = (uint32_t)pow2_at_least(
+				cfg->mode == LOADGEN_CLOSED ? 2 * cfg->window
+							    : ORDER_FIFO_MIN);
+
+			if (n < ORDER_FIFO_MIN)
+				n = ORDER_FIFO_MIN;
+			lg->fifo[f].seq = malloc(n * sizeof(uint64_t));
+			if (lg->fifo[f].seq == NULL)
+				goto fail;
+			lg->fifo[f].mask = n - 1;
+		}
+	}
 	lg->rng = cfg->seed ? cfg->seed : 1;
 	/* Sequence 0 is never sent: a zeroed reply does not match. */
 	lg->head = lg->tail = 1;
 	loadgen_hist_reset(&lg->hist);
-	for (uint32_t i = LOADGEN_HDR_SIZE; i < cfg->payload; i++)
+	for (uint32_t i = LOADGEN_HDR_SIZE;
+	     cfg->match == LOADGEN_MATCH_SEQ && i < cfg->payload; i++)
 		lg->buf[i] = (uint8_t)(0xa5 ^ i);
 	return lg;
 fail:
@@ -260,6 +301,10 @@ void loadgen_destroy(struct loadgen *lg)
 {
 	if (lg == NULL)
 		return;
+	if (lg->fifo != NULL)
+		for (uint32_t f = 0; f < lg->cfg.flows; f++)
+			free(lg->fifo[f].seq);
+	free(lg->fifo);
 	free(lg->owed);
 	free(lg->ring);
 	free(lg);
@@ -313,10 +358,34 @@ static void evict_oldest(struct loadgen *lg)
 	}
 }
 
+/* Room for one more in @q: 0, or -ENOMEM (it cannot grow). Cold: a
+ * FIFO grows a few times per run at most. */
+__attribute__((cold)) static int fifo_grow(struct order_fifo *q)
+{
+	uint32_t n = q->mask + 1, count = q->tail - q->head;
+	uint64_t *v;
+
+	if (n >= ORDER_FIFO_MAX)
+		return -ENOMEM;
+	v = malloc(2 * (size_t)n * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < count; i++)
+		v[i] = q->seq[(q->head + i) & q->mask];
+	free(q->seq);
+	q->seq = v;
+	q->head = 0;
+	q->tail = count;
+	q->mask = 2 * n - 1;
+	return 0;
+}
+
 static void send_request(struct loadgen *lg, uint32_t flow, uint64_t at,
 			 uint64_t now)
 {
 	struct loadgen_hdr *h = (struct loadgen_hdr *)lg->buf;
+	struct order_fifo *q = NULL;
+	size_t len = lg->cfg.payload;
 	struct slot *s;
 	uint64_t seq;
 
@@ -336,40 +405,43 @@ static void send_request(struct loadgen *lg, uint32_t flow, uint64_t at,
 		if (now - at > lg->max_lag && now > at)
 			lg->max_lag = now - at;
 	}
-	if (lg->t->send(lg->ctx, flow, lg->buf, lg->cfg.payload) != 0) {
+	if (lg->cfg.match == LOADGEN_MATCH_ORDER) {
+		/* Room first: a request sent but not in the FIFO would
+		 * shift every later reply of the flow onto the wrong
+		 * request. */
+		q = &lg->fifo[flow];
+		len = LOADGEN_HDR_SIZE;
+		if (q->tail - q->head > q->mask && fifo_grow(q) != 0) {
+			lg->send_errors++;
+			lose(lg, s);
+			return;
+		}
+	}
+	if (lg->t->send(lg->ctx, flow, lg->buf, len) != 0) {
 		lg->send_errors++;
 		lose(lg, s);
+		return;
 	}
+	if (q != NULL)
+		q->seq[q->tail++ & q->mask] = seq;
 }
 
-void loadgen_on_reply(struct loadgen *lg, uint32_t flow, const void *buf,
-		      size_t len)
+/* The reply to request @seq (below head, not 0) of @flow has come. */
+static void answer(struct loadgen *lg, uint32_t flow, uint64_t seq)
 {
-	struct loadgen_hdr h;
 	struct slot *s;
 	uint64_t now, lat;
 
-	if (len < LOADGEN_HDR_SIZE) {
-		lg->bad++;
-		return;
-	}
-	memcpy(&h, buf, sizeof(h));
-	if (h.magic != LOADGEN_MAGIC || h.flow >= lg->cfg.flows ||
-	    (flow != LOADGEN_FLOW_ANY && flow != h.flow) || h.seq == 0 ||
-	    h.seq >= lg->head) {
-		lg->bad++;
-		return;
-	}
-	if (lg->head - h.seq > lg->mask + 1) {
+	if (lg->head - seq > lg->mask + 1) {
 		lg->late++;	/* its slot was reused long ago */
 		return;
 	}
-	s = &lg->ring[h.seq & lg->mask];
-	if (s->flow == SLOT_FREE || s->seq_lo != (uint32_t)h.seq) {
+	s = &lg->ring[seq & lg->mask];
+	if (s->flow == SLOT_FREE || s->seq_lo != (uint32_t)seq) {
 		lg->late++;	/* timed out already (or a duplicate) */
 		return;
 	}
-	if (s->flow != h.flow) {
+	if (s->flow != flow) {
 		lg->bad++;
 		return;
 	}
@@ -388,7 +460,42 @@ void loadgen_on_reply(struct loadgen *lg, uint32_t flow, const void *buf,
 	}
 	s->flow = SLOT_FREE;
 	if (lg->cfg.mode == LOADGEN_CLOSED && sending(lg))
-		send_request(lg, h.flow, now, now);
+		send_request(lg, flow, now, now);
+}
+
+void loadgen_on_reply(struct loadgen *lg, uint32_t flow, const void *buf,
+		      size_t len)
+{
+	struct loadgen_hdr h;
+
+	if (len < LOADGEN_HDR_SIZE || lg->cfg.match != LOADGEN_MATCH_SEQ) {
+		lg->bad++;
+		return;
+	}
+	memcpy(&h, buf, sizeof(h));
+	if (h.magic != LOADGEN_MAGIC || h.flow >= lg->cfg.flows ||
+	    (flow != LOADGEN_FLOW_ANY && flow != h.flow) || h.seq == 0 ||
+	    h.seq >= lg->head) {
+		lg->bad++;
+		return;
+	}
+	answer(lg, h.flow, h.seq);
+}
+
+void loadgen_on_reply_next(struct loadgen *lg, uint32_t flow)
+{
+	struct order_fifo *q;
+
+	if (lg->cfg.match != LOADGEN_MATCH_ORDER || flow >= lg->cfg.flows) {
+		lg->bad++;
+		return;
+	}
+	q = &lg->fifo[flow];
+	if (q->head == q->tail) {
+		lg->bad++;
+		return;
+	}
+	answer(lg, flow, q->seq[q->head++ & q->mask]);
 }
 
 /* xorshift64*: open-loop inter-arrival times. */

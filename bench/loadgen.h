@@ -34,6 +34,17 @@
  * sent; waits up to `timeout_ns` for the measured requests). A measured
  * request without a reply within `timeout_ns` of its send counts as lost;
  * a reply after that counts as late, not in the histogram.
+ *
+ * Matching replies to requests: by default (LOADGEN_MATCH_SEQ) the reply
+ * echoes the header and the generator reads its sequence number. With
+ * LOADGEN_MATCH_ORDER the requests are the transport's own (a memcached
+ * command, say) and the server answers each flow's requests in order, as
+ * on one TCP connection: the generator hands send() only the header, for
+ * the transport to build its request from, keeps a FIFO of the sequence
+ * numbers sent on each flow, and the transport reports each complete
+ * reply with loadgen_on_reply_next(), which takes the oldest. A request
+ * that timed out stays in its flow's FIFO, so the reply that comes for it
+ * later is counted late and the ones behind it still match.
  */
 
 #define LOADGEN_MAGIC 0x65627274u	/* "ebrt" */
@@ -61,13 +72,17 @@ struct loadgen;
 struct loadgen_transport {
 	/* Send (or queue for the next flush) one request of @len bytes on
 	 * @flow. @buf belongs to the caller and may be reused on return.
+	 * With LOADGEN_MATCH_ORDER @buf is the struct loadgen_hdr of the
+	 * request (@len LOADGEN_HDR_SIZE), and the transport sends a
+	 * request of its own making, whole or not at all.
 	 * Returns 0, or -errno (-EAGAIN: no room; the generator counts the
 	 * request as lost and carries on). */
 	int (*send)(void *ctx, uint32_t flow, const void *buf, size_t len);
 	/* Push out what send() queued; called once per generator step after
 	 * its sends. May be NULL. */
 	void (*flush)(void *ctx);
-	/* Hand every reply that has arrived to loadgen_on_reply(@lg, ...);
+	/* Hand every reply that has arrived to loadgen_on_reply(@lg, ...)
+	 * (with LOADGEN_MATCH_ORDER, loadgen_on_reply_next(@lg, ...));
 	 * never blocks. Returns how many replies it handed over (0 when
 	 * none), or -errno on a fatal transport error (the run stops). May
 	 * be NULL for a transport that calls loadgen_on_reply() from its
@@ -82,13 +97,20 @@ enum loadgen_mode {
 	LOADGEN_OPEN,	/* Poisson arrivals at rate */
 };
 
+enum loadgen_match {
+	LOADGEN_MATCH_SEQ,	/* the reply echoes the header (default) */
+	LOADGEN_MATCH_ORDER,	/* replies in request order on each flow */
+};
+
 struct loadgen_config {
 	enum loadgen_mode mode;
+	enum loadgen_match match;
 	uint32_t flows;		/* >= 1 (default 1) */
 	uint32_t window;	/* closed loop: in flight per flow (default 1) */
 	double rate;		/* open loop: mean requests per second, > 0 */
 	uint32_t payload;	/* bytes per request, LOADGEN_HDR_SIZE ..
-				 * LOADGEN_MAX_PAYLOAD (default 64) */
+				 * LOADGEN_MAX_PAYLOAD (default 64); not
+				 * used with LOADGEN_MATCH_ORDER */
 	uint64_t warmup_ns;	/* default 1 s */
 	uint64_t duration_ns;	/* measurement, default 5 s */
 	uint64_t timeout_ns;	/* a request is lost after, default 100 ms */
@@ -138,7 +160,9 @@ struct loadgen_result {
 	uint64_t send_errors;	/* sends the transport refused (all phases) */
 	uint64_t late;		/* replies after their timeout (all phases) */
 	uint64_t bad;		/* replies not ours: short, wrong magic or
-				 * flow, unknown sequence (all phases) */
+				 * flow, unknown sequence; in order: a reply
+				 * on a flow with nothing outstanding (all
+				 * phases) */
 	uint64_t max_lag_ns;	/* open loop: most a request was sent after
 				 * its scheduled arrival (generator lag) */
 	double p50_ns, p99_ns, p999_ns, mean_ns, min_ns, max_ns;
@@ -185,6 +209,13 @@ bool loadgen_step(struct loadgen *lg);
  */
 void loadgen_on_reply(struct loadgen *lg, uint32_t flow, const void *buf,
 		      size_t len);
+/*
+ * LOADGEN_MATCH_ORDER: the next reply on @flow is complete; it answers
+ * the oldest request sent on @flow that has no reply yet. Otherwise as
+ * loadgen_on_reply(). A reply on a flow with nothing outstanding, or
+ * with LOADGEN_MATCH_SEQ, counts as bad.
+ */
+void loadgen_on_reply_next(struct loadgen *lg, uint32_t flow);
 bool loadgen_done(const struct loadgen *lg);
 
 /* The figures of a finished (or stopped) run. */
