@@ -1565,7 +1565,7 @@ static void usage(FILE *to)
 		"  --json PATH    the JSON elsewhere (default DIR/tcp.json)\n"
 		"  --no-plot      no plot\n"
 		"  --help         this text\n"
-		"See docs/bench_tcp.md.\n");
+		"See docs/bench.md.\n");
 }
 
 /* --sut: select and order the systems named in @list. */

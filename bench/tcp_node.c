@@ -743,7 +743,7 @@ static void usage(FILE *to, const char *argv0)
 		"[--msg B] [--chunk B]\n"
 		"       [--send buf|mbufs] [--sndbuf B] [--rcvbuf B]\n"
 		"Node 2: TCP echo (port %d) and sink (port %d) on the wire; "
-		"node 1: the client.\nSee docs/bench_tcp.md.\n",
+		"node 1: the client.\nSee docs/bench.md.\n",
 		argv0, ECHO_PORT, SINK_PORT);
 }
 
