@@ -495,6 +495,12 @@ static void wire_rx_csum(struct rte_mbuf **pkts, uint16_t n)
 	}
 }
 
+unsigned ebb_nic_mtu(const struct ebb_nic *nic)
+{
+	return ebb_nic_tx_l4_csum_offload(nic) ? EBB_NIC_WIRE_MTU :
+						 RTE_ETHER_MTU;
+}
+
 bool ebb_nic_tx_l4_csum_offload(const struct ebb_nic *nic)
 {
 	return nic != NULL && (nic->wire != NULL || nic->peer_node >= 0);

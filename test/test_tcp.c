@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* TCP against itself: two interfaces of one process joined by a virtual
- * wire, end a on core 0 (10.88.0.1) and end b on core 1 (10.88.0.2).
+ * wire (jumbo frames: MSS 8960), end a on core 0 (10.88.0.1) and end b
+ * on core 1 (10.88.0.2).
  * Handshake and echo, bulk transfers both ways with every byte checked,
  * the same across an impaired wire (drop, reorder, duplicate, corrupt,
  * delay), refusals, the connection limit, and 100k connections opened
@@ -298,10 +299,10 @@ Test(tcp, transfer_impaired_wire)
 	cr_assert_eq(ebb_nic_set_faults(wa, &f), 0);
 	f.seed = 12;
 	cr_assert_eq(ebb_nic_set_faults(wb, &f), 0);
-	transfer(8u << 20, true, 60000);
+	transfer(32u << 20, true, 60000);
 	ebb_tcp_unlisten(lis);
 	cr_log_info("up done");
-	transfer(8u << 20, false, 60000);
+	transfer(32u << 20, false, 60000);
 	ebb_tcp_unlisten(lis);
 	(void)ebb_net_if_stats(na, &sa);
 	(void)ebb_net_if_stats(nb, &sb);

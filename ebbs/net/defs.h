@@ -140,6 +140,9 @@ struct ebb_net_if {
 	/* The nic takes TCP/UDP checksums (a virtual wire:
 	 * ebb_nic_tx_l4_csum_offload()). */
 	bool tx_l4_offload;
+	/* The MSS TCP offers and sends at most: the nic's MTU less the
+	 * IPv4 and TCP headers (jumbo on a virtual wire). */
+	uint16_t tcp_mss;
 	bool stats_claimed;	/* its counters are the node's, in the cluster
 				 * control block */
 	struct rte_ether_addr mac;

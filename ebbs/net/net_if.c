@@ -90,6 +90,7 @@ struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 	}
 	nif->nic = nic;
 	nif->tx_l4_offload = ebb_nic_tx_l4_csum_offload(nic);
+	nif->tcp_mss = (uint16_t)(ebb_nic_mtu(nic) - 40u);
 	nif->ip = rte_cpu_to_be_32(cfg->ip);
 	nif->netmask = rte_cpu_to_be_32(mask);
 	nif->gateway = rte_cpu_to_be_32(cfg->gateway);

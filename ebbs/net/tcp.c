@@ -18,8 +18,6 @@
 
 #define TCP_HDR_LEN 20u
 #define NET_TCP_HDRS (RTE_ETHER_HDR_LEN + 20u + TCP_HDR_LEN)
-/* The MSS we offer and send at most: Ethernet's MTU less IPv4 and TCP. */
-#define TCP_MSS (NET_MTU - 40u)
 /* RFC 9293 3.7.1: the MSS to assume when the peer sends none. */
 #define TCP_MSS_DEFAULT 536u
 /* Payloads up to this size are copied into the header's mbuf; larger ones
@@ -615,33 +613,48 @@ static void tcp_sq_find(struct ebb_tcp_conn *c, uint32_t off, uint32_t *idx,
 	*in = off - base;
 }
 
-/* Send @len bytes of queued data from @seq (and FIN with it if @fin), with
- * ACK. Returns false when no mbuf was to be had. */
-static bool tcp_xmit(struct ebb_tcp_conn *c, uint32_t seq, uint32_t len,
-		     uint8_t flags)
+/* Send up to @len bytes of queued data from @seq (@flags, with ACK).
+ * Returns the bytes sent: fewer when they span more buffers than a frame
+ * may chain and more than one mbuf takes (jumbo segments of many small
+ * buffers; a FIN then waits for the next segment), or -1 when no mbuf was
+ * to be had. */
+static int tcp_xmit(struct ebb_tcp_conn *c, uint32_t seq, uint32_t len,
+		    uint8_t flags)
 {
 	struct net_queue *q = c->q;
 	struct rte_mbuf *h = rte_pktmbuf_alloc(q->tcp->pool);
 	uint32_t idx, in, left = len;
 
 	if (h == NULL)
-		return false;
+		return -1;
 	if (len != 0) {
-		uint32_t pieces = 0, i2, in2;
+		uint32_t pieces = 0, fit = 0, want = len, i2, in2;
+		/* What one mbuf takes (the headers go in its headroom). */
+		uint32_t room = rte_pktmbuf_tailroom(h);
 
 		tcp_sq_find(c, seq - c->sq_seq, &idx, &in);
 		/* Small payloads, and data in many small buffers, are
-		 * copied (an MSS fits one mbuf); the rest is cloned. */
-		for (i2 = idx, in2 = in; left > 0 && pieces < TCP_MAX_SEGS;
+		 * copied (up to an mbuf's room); the rest is cloned, a
+		 * buffer a clone. */
+		for (i2 = idx, in2 = in; left > 0 && pieces < TCP_MAX_SEGS - 1;
 		     i2++, in2 = 0) {
 			uint32_t l = rte_pktmbuf_data_len(
 				c->sq[(c->sq_head + i2) % c->sq_cap]) - in2;
 
 			left -= RTE_MIN(left, l);
+			fit += l;
 			pieces++;
 		}
+		if (left > 0) {
+			/* Too many buffers for one frame: copy what one
+			 * mbuf takes, or clone what fits. */
+			len = RTE_MAX(RTE_MIN(len, room), RTE_MIN(fit, len));
+			if (len < want)
+				flags &= (uint8_t)~F_FIN;
+		}
 		left = len;
-		if (len <= TCP_COPY_MAX || pieces >= TCP_MAX_SEGS) {
+		if (len <= TCP_COPY_MAX || (pieces >= TCP_MAX_SEGS - 1 &&
+					    len <= room)) {
 			char *dst = rte_pktmbuf_append(h, (uint16_t)len);
 
 			RTE_ASSERT(dst != NULL);
@@ -669,7 +682,7 @@ static bool tcp_xmit(struct ebb_tcp_conn *c, uint32_t seq, uint32_t len,
 
 				if (cl == NULL) {
 					rte_pktmbuf_free(h);
-					return false;
+					return -1;
 				}
 				(void)rte_pktmbuf_adj(cl, (uint16_t)in);
 				(void)rte_pktmbuf_trim(cl, (uint16_t)(
@@ -687,7 +700,7 @@ static bool tcp_xmit(struct ebb_tcp_conn *c, uint32_t seq, uint32_t len,
 	c->unacked_segs = 0;
 	c->rcv_acked = c->rcv_nxt;
 	tcp_tx_frame(q, h, c->key.rip);
-	return true;
+	return (int)len;
 }
 
 /* SYN or SYN-ACK with our options (MSS, window scale). */
@@ -701,8 +714,8 @@ static void tcp_send_syn(struct ebb_tcp_conn *c)
 		return;
 	opt[0] = 2;	/* MSS */
 	opt[1] = 4;
-	opt[2] = (uint8_t)(TCP_MSS >> 8);
-	opt[3] = (uint8_t)TCP_MSS;
+	opt[2] = (uint8_t)(c->q->nif->tcp_mss >> 8);
+	opt[3] = (uint8_t)c->q->nif->tcp_mss;
 	opt[4] = 1;	/* NOP */
 	opt[5] = 3;	/* window scale */
 	opt[6] = 3;
@@ -787,6 +800,7 @@ static bool tcp_output(struct ebb_tcp_conn *c)
 		uint32_t flight = c->snd_nxt - c->snd_una;
 		uint32_t len, seq = c->snd_nxt;
 		uint8_t flags = 0;
+		int sent;
 
 		if (c->fin_sent && SEQ_GT(seq, c->fin_seq))
 			break;
@@ -819,8 +833,13 @@ static bool tcp_output(struct ebb_tcp_conn *c)
 			return true;
 		if (seq + len == end)
 			flags |= F_PSH;
-		if (!tcp_xmit(c, seq, len, flags))
+		sent = tcp_xmit(c, seq, len, flags);
+		if (sent < 0)
 			break;
+		if ((uint32_t)sent < len) {
+			len = (uint32_t)sent;	/* FIN not reached yet */
+			flags &= (uint8_t)~F_FIN;
+		}
 		if (SEQ_LT(seq, c->snd_max))
 			STAT_ADD(c->q, tcp_retransmits, 1);
 		if (!c->rtt_on && seq == c->snd_max) {
@@ -1024,7 +1043,8 @@ static void tcp_parse_syn_opts(struct ebb_tcp_conn *c, const uint8_t *o,
 		}
 		i += l;
 	}
-	c->mss = (uint16_t)RTE_MAX(RTE_MIN(mss, TCP_MSS), 64u);
+	c->mss = (uint16_t)RTE_MAX(RTE_MIN(mss, (uint32_t)c->q->nif->tcp_mss),
+				   64u);
 	c->ws_ok = ws;
 	c->snd_wscale = ws ? wscale : 0;
 	if (!ws) {
@@ -1272,7 +1292,7 @@ static void tcp_acked(struct ebb_tcp_conn *c, uint32_t ack)
 		/* RFC 6582 3.2 (5): retransmit the first unacknowledged. */
 		uint32_t len = RTE_MIN(c->sq_bytes, (uint32_t)c->mss);
 
-		if (len != 0 && tcp_xmit(c, c->snd_una, len, 0)) {
+		if (len != 0 && tcp_xmit(c, c->snd_una, len, 0) > 0) {
 			STAT_ADD(c->q, tcp_retransmits, 1);
 			c->rtx_ns = now;
 		}

@@ -216,6 +216,14 @@ int ebb_nic_rx_queue(struct ebb_nic *nic, uint32_t src_ip, uint32_t dst_ip,
  */
 bool ebb_nic_tx_l4_csum_offload(const struct ebb_nic *nic);
 
+/* Largest IP datagram a virtual wire carries: jumbo frames, as a
+ * host-local link would have (frames longer than an mbuf are chains). */
+#define EBB_NIC_WIRE_MTU 9000u
+
+/* The MTU of @nic: EBB_NIC_WIRE_MTU on a virtual wire end, 1500
+ * (Ethernet's) otherwise (ebb_nic does not read a device's). Any thread. */
+unsigned ebb_nic_mtu(const struct ebb_nic *nic);
+
 /* Per-port counters. */
 struct ebb_nic_stats {
 	uint64_t rx_packets, tx_packets, tx_full;	/* tx_full: not taken */
