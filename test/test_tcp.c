@@ -4,8 +4,9 @@
  * on core 1 (10.88.0.2).
  * Handshake and echo, bulk transfers both ways with every byte checked,
  * the same across an impaired wire (drop, reorder, duplicate, corrupt,
- * delay), refusals, the connection limit, and 100k connections opened
- * and closed with every mbuf back in the pool. Needs hugepages only. */
+ * delay), refusals, the connection limit, keepalive, the blocking send,
+ * and 100k connections opened and closed with every mbuf back in the
+ * pool. Needs hugepages only. */
 #include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -651,6 +652,106 @@ Test(tcp, connection_limit)
 	cr_assert_eq(atomic_load(&lim_err), 2);
 	(void)ebb_net_if_stats(nb, &sb);
 	cr_assert_eq(sb.tcp_conns_full, 2);
+	ebb_tcp_unlisten(lis);
+	teardown();
+}
+
+/* --- keepalive and the blocking send --- */
+
+static atomic_int ka_err;
+static struct ebb_tcp_conn *ka_conn;
+
+static void ka_error(void *arg, struct ebb_tcp_conn *c, int err)
+{
+	(void)arg;
+	(void)c;
+	atomic_store(&ka_err, err);
+}
+
+static const struct ebb_tcp_ops ka_ops = {
+	.recv = lim_recv, .error = ka_error, .connected = src_connected,
+};
+
+static void ka_open(void *arg)
+{
+	(void)arg;
+	ka_conn = ebb_tcp_connect(na, IP_B, PORT, &ka_ops, &cli);
+}
+
+static void ka_arm(void *arg)
+{
+	(void)arg;
+	cr_assert_eq(ebb_tcp_keepalive(ka_conn, 1, 1, 2), 0);
+}
+
+/* Probes that the peer answers keep an idle connection; once the peer
+ * goes silent (every frame it sends dropped) the connection dies after
+ * idle + count x interval, with -ETIMEDOUT. */
+Test(tcp, keepalive)
+{
+	struct ebb_nic_faults mute = { .seed = 1, .drop = 1.0 };
+
+	setup_cfg(&quick_tw, 8191);
+	memset(&cli, 0, sizeof(cli));
+	atomic_store(&ka_err, 0);
+	cr_assert_eq(ebbt_call(1, do_listen_lim, NULL), 0);
+	cr_assert_eq(ebbt_call(0, ka_open, NULL), 0);
+	cr_assert(ebbt_wait_until(atomic_load(&cli.connected) == 1, 3000));
+	cr_assert_eq(ebbt_call(0, ka_arm, NULL), 0);
+	usleep(3500000);	/* three probes, all answered */
+	cr_assert_eq(atomic_load(&ka_err), 0, "died while answered: %d",
+		     atomic_load(&ka_err));
+	cr_assert_eq(ebb_tcp_conn_count(na), 1);
+	cr_assert_eq(ebb_nic_set_faults(wb, &mute), 0);
+	cr_assert(ebbt_wait_until(atomic_load(&ka_err) != 0, 6000),
+		  "a silent peer was never given up");
+	cr_assert_eq(atomic_load(&ka_err), -ETIMEDOUT);
+	cr_assert_eq(ebb_nic_set_faults(wb, NULL), 0);
+	ebb_tcp_unlisten(lis);
+	teardown();
+}
+
+static atomic_int blk_rc = 1;
+
+/* A blocking event: 4 MB through a 64 KiB send buffer, waiting for room
+ * in between. */
+static void blk_send(void *arg)
+{
+	static uint8_t buf[4u << 20];
+
+	(void)arg;
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = pattern[i % PAT];
+	atomic_store(&blk_rc, ebb_tcp_send_all(cli.c, buf, sizeof(buf)));
+	ebb_tcp_close(cli.c);
+}
+
+static void blk_open(void *arg)
+{
+	(void)arg;
+	cli.c = ebb_tcp_connect(na, IP_B, PORT, &echo_cli_ops, &cli);
+	cr_assert_not_null(cli.c);
+	cr_assert_eq(ebb_spawn_local(blk_send, NULL), 0);
+}
+
+Test(tcp, blocking_send_all)
+{
+	struct ebb_tcp_config cfg = { .time_wait_ms = 50,
+				      .sndbuf = 64 * 1024 };
+
+	setup_cfg(&cfg, 8191);
+	reset_streams(4u << 20);
+	srv_sends = false;
+	atomic_store(&blk_rc, 1);
+	cr_assert_eq(ebbt_call(1, do_listen, NULL), 0);
+	cr_assert_eq(ebbt_call(0, blk_open, NULL), 0);
+	cr_assert(ebbt_wait_until(atomic_load(&srv.eof), 10000),
+		  "%llu of 4 MiB arrived, send_all %d",
+		  (unsigned long long)atomic_load(&srv.rcvd),
+		  atomic_load(&blk_rc));
+	cr_assert_eq(atomic_load(&blk_rc), 0);
+	cr_assert_eq(atomic_load(&srv.rcvd), 4u << 20);
+	cr_assert_eq(atomic_load(&srv.bad), 0);
 	ebb_tcp_unlisten(lis);
 	teardown();
 }
