@@ -446,3 +446,28 @@ int bench_json_close(FILE *f, const char *path, const char *prog)
 	}
 	return rc;
 }
+
+/* The gnuplot terminal: pngcairo, else png, else svg; NULL without
+ * gnuplot. */
+const char *bench_plot_terminal(void)
+{
+	FILE *p = popen("gnuplot -e 'set terminal' 2>&1", "r");
+	char line[256];
+	bool cairo = false, png = false, svg = false, any = false;
+
+	if (p == NULL)
+		return NULL;
+	while (fgets(line, sizeof(line), p)) {
+		char word[64];
+
+		if (sscanf(line, " %63s", word) != 1)
+			continue;
+		any = true;
+		cairo |= strcmp(word, "pngcairo") == 0;
+		png |= strcmp(word, "png") == 0;
+		svg |= strcmp(word, "svg") == 0;
+	}
+	if (pclose(p) != 0 || !any)
+		return NULL;
+	return cairo ? "pngcairo" : png ? "png" : svg ? "svg" : NULL;
+}

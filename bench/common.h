@@ -193,4 +193,8 @@ void bench_json_put(FILE *f, const struct bench_json_row *r, bool *first);
 /* End the array and close @f. 0 or -errno, said why after "@prog: ". */
 int bench_json_close(FILE *f, const char *path, const char *prog);
 
+/* The gnuplot terminal to draw with: pngcairo, else png, else svg; NULL
+ * without gnuplot. */
+const char *bench_plot_terminal(void);
+
 #endif

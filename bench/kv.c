@@ -1607,31 +1607,6 @@ static int write_json(const char *path)
 	return bench_json_close(f, path, "kv") == 0 ? 0 : -1;
 }
 
-/* The gnuplot terminal: pngcairo, else png, else svg; NULL without
- * gnuplot. */
-static const char *plot_terminal(void)
-{
-	FILE *p = popen("gnuplot -e 'set terminal' 2>&1", "r");
-	char line[256];
-	bool cairo = false, png = false, svg = false, any = false;
-
-	if (p == NULL)
-		return NULL;
-	while (fgets(line, sizeof(line), p)) {
-		char word[64];
-
-		if (sscanf(line, " %63s", word) != 1)
-			continue;
-		any = true;
-		cairo |= strcmp(word, "pngcairo") == 0;
-		png |= strcmp(word, "png") == 0;
-		svg |= strcmp(word, "svg") == 0;
-	}
-	if (pclose(p) != 0 || !any)
-		return NULL;
-	return cairo ? "pngcairo" : png ? "png" : svg ? "svg" : NULL;
-}
-
 static int cmp_row_rate(const void *a, const void *b)
 {
 	const struct row *x = *(const struct row *const *)a;
@@ -1698,7 +1673,7 @@ static int write_plot(void)
 	}
 	fclose(f);
 
-	term = plot_terminal();
+	term = bench_plot_terminal();
 	snprintf(path, sizeof(path), "%s/kv-latency.gp", opt.out);
 	f = fopen(path, "w");
 	if (f == NULL) {

@@ -1364,31 +1364,6 @@ static int write_json(const char *path)
 	return bench_json_close(f, path, "tcp") == 0 ? 0 : -1;
 }
 
-/* The gnuplot terminal: pngcairo, else png, else svg; NULL without
- * gnuplot. */
-static const char *plot_terminal(void)
-{
-	FILE *p = popen("gnuplot -e 'set terminal' 2>&1", "r");
-	char line[256];
-	bool cairo = false, png = false, svg = false, any = false;
-
-	if (p == NULL)
-		return NULL;
-	while (fgets(line, sizeof(line), p)) {
-		char word[64];
-
-		if (sscanf(line, " %63s", word) != 1)
-			continue;
-		any = true;
-		cairo |= strcmp(word, "pngcairo") == 0;
-		png |= strcmp(word, "png") == 0;
-		svg |= strcmp(word, "svg") == 0;
-	}
-	if (pclose(p) != 0 || !any)
-		return NULL;
-	return cairo ? "pngcairo" : png ? "png" : svg ? "svg" : NULL;
-}
-
 /* The quantiles of the latency CDF the plot draws. */
 static double cdf_q(unsigned i)
 {
@@ -1448,7 +1423,7 @@ static int write_plot(void)
 	}
 	fclose(f);
 
-	term = plot_terminal();
+	term = bench_plot_terminal();
 	snprintf(path, sizeof(path), "%s/tcp.gp", opt.out);
 	f = fopen(path, "w");
 	if (f == NULL) {

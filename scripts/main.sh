@@ -4,7 +4,7 @@
 # serving ebb-kv (memcached's protocols on the ebbrt TCP stack) on the
 # default devices (one tap per node), show it serving (memccp/memccat and
 # memcslap from Linux, `ebbrt status`), run the ebb-kv versus memcached
-# comparison (table, results/kv.json, plot results/kv.png), stop the
+# comparison (table, results/kv.json, plot results/kv-latency.png), stop the
 # cluster cleanly. --all also runs the other benchmarks against their
 # Linux baselines (micro, msg, wake, udp, tcp) into results/.
 #   --quick   short benchmark runs (smoke test)
@@ -70,7 +70,7 @@ echo "== ebbrt status"
 mkdir -p results
 echo "== ebb-kv vs memcached -t 1: memcached protocol, 90% get, 64 connections"
 "$build/bench/ebbrt-bench-kv" --out results "${bench_args[@]}"
-echo "plot: results/kv.png, figures: results/kv.json"
+echo "plot: results/kv-latency.png, figures: results/kv.json"
 
 echo "== ebbrt stop"
 "$ebbrt" stop --name main
