@@ -1491,6 +1491,13 @@ int ebb_fe_run(const struct ebb_fe_opts *o)
 		char ifname[IFNAMSIZ];
 
 		tap_name(n, ifname, sizeof(ifname));
+		/* A cluster of this name that just died (we hold its lock
+		 * now) leaves its taps to the kernel, which removes them
+		 * once the last process holding them is gone: give that up
+		 * to 2 s before calling the name taken. */
+		for (unsigned t = 0; t < 200 && if_nametoindex(ifname) != 0;
+		     t++)
+			usleep(10000);
 		if (if_nametoindex(ifname) != 0) {
 			fprintf(stderr,
 				"ebbrt: network interface %s exists already "
