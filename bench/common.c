@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,4 +471,26 @@ const char *bench_plot_terminal(void)
 	if (pclose(p) != 0 || !any)
 		return NULL;
 	return cairo ? "pngcairo" : png ? "png" : svg ? "svg" : NULL;
+}
+
+bool bench_read_line(int fd, char *buf, size_t len, uint64_t end)
+{
+	size_t n = 0;
+
+	while (n + 1 < len) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int64_t left = ((int64_t)end - (int64_t)bench_now_ns()) / 1000000;
+		ssize_t k;
+
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return false;
+		k = read(fd, buf + n, 1);
+		if (k <= 0)
+			return false;
+		if (buf[n] == '\n')
+			break;
+		n++;
+	}
+	buf[n] = '\0';
+	return true;
 }

@@ -197,4 +197,14 @@ int bench_json_close(FILE *f, const char *path, const char *prog);
  * without gnuplot. */
 const char *bench_plot_terminal(void);
 
+/* The clock (bench_now_ns()) @sec seconds from now. */
+static inline uint64_t bench_deadline(double sec)
+{
+	return bench_now_ns() + (uint64_t)(sec * 1e9);
+}
+
+/* One line of @fd (the newline dropped) into @buf before the deadline
+ * @end (bench_now_ns() time); false at end of file or past @end. */
+bool bench_read_line(int fd, char *buf, size_t len, uint64_t end);
+
 #endif

@@ -722,30 +722,6 @@ static void eb_stop(struct sut *s)
 			   s->eb_tests, s->eb_retx, s->eb_rto, s->eb_tx_full);
 }
 
-/* One line of @fd into @buf before @end (ns); false at end of file or
- * past @end. */
-static bool read_line_until(int fd, char *buf, size_t len, uint64_t end)
-{
-	size_t n = 0;
-
-	while (n + 1 < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = ((int64_t)end - (int64_t)bench_now_ns()) / 1000000;
-		ssize_t k;
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			return false;
-		k = read(fd, buf + n, 1);
-		if (k <= 0)
-			return false;
-		if (buf[n] == '\n')
-			break;
-		n++;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 /* The value after " @key=" in @line; 0 when it is not there. */
 static double fnum(const char *line, const char *key)
 {
@@ -880,7 +856,7 @@ static int eb_run(struct sut *s, const struct kvload_config *kcfg,
 		close(po[0]);
 		return -1;
 	}
-	while (read_line_until(po[0], line, sizeof(line), end)) {
+	while (bench_read_line(po[0], line, sizeof(line), end)) {
 		const char *r = strstr(line, "RESULT ");
 		const char *p = strstr(line, "PRELOAD ");
 		const char *n = strstr(line, "NET node=");

@@ -166,30 +166,6 @@ static int pin_self(int cpu, cpu_set_t *old)
 	return 0;
 }
 
-/* Read one line from @fd within @sec; false on EOF or timeout. */
-static bool read_line(int fd, char *buf, size_t len, double sec)
-{
-	uint64_t end = bench_now_ns() + (uint64_t)(sec * 1e9);
-	size_t n = 0;
-
-	while (n + 1 < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = (int64_t)(end - bench_now_ns()) / 1000000;
-		ssize_t k;
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			return false;
-		k = read(fd, buf + n, 1);
-		if (k <= 0)
-			return false;
-		if (buf[n] == '\n')
-			break;
-		n++;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 /* A connected TCP socket to SERVER_ADDR:@port, blocking, with
  * TCP_NODELAY when @nodelay; -1 (said why) on failure. */
 static int tcp_connect(int port, bool nodelay)
@@ -473,7 +449,8 @@ static int lxs_start(struct sut *s)
 	}
 	close(pfd[1]);
 	s->out_fd = pfd[0];
-	if (!read_line(s->out_fd, line, sizeof(line), READY_TIMEOUT_S) ||
+	if (!bench_read_line(s->out_fd, line, sizeof(line),
+			bench_deadline(READY_TIMEOUT_S)) ||
 	    sscanf(line, "ready echo %d sink %d %31s", &s->echo_port,
 		   &s->sink_port, how) != 3) {
 		fprintf(stderr, "\ntcp: %s server did not start\n", s->mode);
@@ -493,7 +470,8 @@ static void lxs_stop(struct sut *s)
 		kill(s->pid, SIGTERM);
 		/* Sink lines of connections nobody asked about come first. */
 		while (s->out_fd >= 0 &&
-		       read_line(s->out_fd, line, sizeof(line), LINE_TIMEOUT_S)) {
+		       bench_read_line(s->out_fd, line, sizeof(line),
+				bench_deadline(LINE_TIMEOUT_S))) {
 			uint64_t echoed, sunk, reads, conns, errs, waits;
 			char *q = strstr(line, "path \"");
 
@@ -594,7 +572,8 @@ static int lxs_stream_once(struct sut *s, uint32_t chunk, uint64_t ns,
 		now = bench_now_ns();
 	}
 	close(fd);
-	if (!read_line(s->out_fd, line, sizeof(line), LINE_TIMEOUT_S) ||
+	if (!bench_read_line(s->out_fd, line, sizeof(line),
+			bench_deadline(LINE_TIMEOUT_S)) ||
 	    sscanf(line, "sink bytes %" SCNu64 " ns %" SCNu64, &rx_bytes,
 		   &rx_ns) != 2) {
 		fprintf(stderr, "\ntcp: no count from the %s sink\n", s->mode);
@@ -793,7 +772,8 @@ static int eb_run(const char *spec, uint64_t warmup_ns, uint64_t duration_ns,
 		close(po[0]);
 		return -1;
 	}
-	while (read_line(po[0], line, sizeof(line), limit)) {
+	while (bench_read_line(po[0], line, sizeof(line),
+			bench_deadline(limit))) {
 		const char *r = strstr(line, "RESULT ");
 		const char *h = strstr(line, "HIST ");
 		const char *st = strstr(line, "STATS ");

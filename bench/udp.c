@@ -351,30 +351,6 @@ struct sut {
 
 /* --- Linux servers: ebbrt-udp-linux --mode M --- */
 
-/* Read one line from @fd within @sec; false on EOF or timeout. */
-static bool read_line(int fd, char *buf, size_t len, double sec)
-{
-	uint64_t end = bench_now_ns() + (uint64_t)(sec * 1e9);
-	size_t n = 0;
-
-	while (n + 1 < len) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int64_t left = (int64_t)(end - bench_now_ns()) / 1000000;
-		ssize_t k;
-
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			return false;
-		k = read(fd, buf + n, 1);
-		if (k <= 0)
-			return false;
-		if (buf[n] == '\n')
-			break;
-		n++;
-	}
-	buf[n] = '\0';
-	return true;
-}
-
 static int lxs_start(struct sut *s)
 {
 	char server[PATH_MAX + 32], port[16], cpu[16], line[256];
@@ -414,7 +390,8 @@ static int lxs_start(struct sut *s)
 	}
 	close(pfd[1]);
 	s->out_fd = pfd[0];
-	if (!read_line(s->out_fd, line, sizeof(line), READY_TIMEOUT_S) ||
+	if (!bench_read_line(s->out_fd, line, sizeof(line),
+			bench_deadline(READY_TIMEOUT_S)) ||
 	    strncmp(line, "ready ", 6) != 0) {
 		fprintf(stderr, "\nudp: %s server did not start\n", s->mode);
 		return -1;
@@ -430,7 +407,8 @@ static void lxs_stop(struct sut *s)
 	if (s->pid > 0) {
 		kill(s->pid, SIGTERM);
 		if (s->out_fd >= 0 &&
-		    read_line(s->out_fd, line, sizeof(line), STOP_TIMEOUT_S)) {
+		    bench_read_line(s->out_fd, line, sizeof(line),
+				bench_deadline(STOP_TIMEOUT_S))) {
 			uint64_t served = 0, drops = 0, trunc = 0, waits = 0;
 			char *q = strstr(line, "path \"");
 
@@ -605,7 +583,8 @@ static int eb_run(struct sut *s, const struct loadgen_config *cfg,
 		close(po[0]);
 		return -1;
 	}
-	while (read_line(po[0], line, sizeof(line), limit)) {
+	while (bench_read_line(po[0], line, sizeof(line),
+			bench_deadline(limit))) {
 		const char *r = strstr(line, "RESULT ");
 
 		/* What went wrong, not the usual start and stop lines. */
