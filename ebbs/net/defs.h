@@ -269,6 +269,8 @@ enum net_verdict net_tcp_input(struct net_queue *q, struct rte_mbuf *m,
  * caused are done at the end, in one go. Owning core. */
 void net_tcp_burst_begin(struct net_queue *q);
 void net_tcp_burst_end(struct net_queue *q);
+/* The TCP settings of a new interface: the defaults. */
+void net_tcp_if_init(struct ebb_net_if *nif);
 /* Per-queue TCP state: made at attach (-ENOMEM), connections reset at
  * detach (owning core), everything freed at close (cores stopped). */
 int net_tcp_queue_init(struct net_queue *q);

@@ -112,6 +112,7 @@ struct ebb_net_if *ebb_net_if_open(struct ebb_nic *nic,
 	ebb_timer_init(&nif->arp_timer, net_arp_tick, &nif->q[0]);
 	rte_spinlock_init(&nif->udp_lock);
 	rte_spinlock_init(&nif->tcp_lock);
+	net_tcp_if_init(nif);
 	nif->slot = net_if_slot_take();
 	return nif;
 }

@@ -199,6 +199,11 @@ static void tcp_delack_fire(struct ebb_timer *t, void *arg);
 
 /* --- queue state, entry and exit --- */
 
+void net_tcp_if_init(struct ebb_net_if *nif)
+{
+	nif->tcp_cfg = tcp_defaults;
+}
+
 int net_tcp_queue_init(struct net_queue *q)
 {
 	struct tcp_queue *tq = calloc(1, sizeof(*tq));
@@ -223,8 +228,6 @@ int net_tcp_queue_init(struct net_queue *q)
 	tq->isn_secret = (uint32_t)rte_rand();
 	tq->next_port = (uint16_t)(49152 + rte_rand_max(16384));
 	tq->pool = ebb_nic_pool(q->nif->nic);
-	if (!q->nif->tcp_started && q->nif->tcp_cfg.max_conns == 0)
-		q->nif->tcp_cfg = tcp_defaults;
 	q->tcp = tq;
 	return 0;
 }
@@ -1946,8 +1949,6 @@ struct ebb_tcp_listener *ebb_tcp_listen(struct ebb_net_if *nif, uint16_t port,
 	l->backlog = cfg->backlog ? cfg->backlog : 128;
 	l->port = port;
 	l->port_be = rte_cpu_to_be_16(port);
-	if (nif->tcp_cfg.max_conns == 0)
-		nif->tcp_cfg = tcp_defaults;
 	rte_spinlock_lock(&nif->tcp_lock);
 	for (unsigned i = 0; i < TCP_MAX_LISTENERS; i++) {
 		struct ebb_tcp_listener *o = nif->tcp_lis[i];
